@@ -1,0 +1,32 @@
+//! File writes that never leave a half-written file behind: content goes to a temporary file
+//! in the destination directory, which is then renamed over the target.
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+/// Writes `contents` to `path` atomically, creating parent directories.
+pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).with_context(|| format!("failed to create `{}`", dir.display()))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".wreg-tmp")
+        .tempfile_in(dir)
+        .with_context(|| format!("failed to create a temporary file in `{}`", dir.display()))?;
+    tmp.write_all(contents)
+        .and_then(|()| tmp.as_file().sync_all())
+        .with_context(|| format!("failed to write `{}`", path.display()))?;
+    tmp.persist(path).with_context(|| format!("failed to write `{}`", path.display()))?;
+    Ok(())
+}
+
+/// Writes `contents` to `path` only when the file does not already hold exactly that, so
+/// tools that watch modification times (cargo) see no change. Returns whether it wrote.
+pub fn write_if_changed(path: &Path, contents: &[u8]) -> Result<bool> {
+    match fs::read(path) {
+        Ok(existing) if existing == contents => Ok(false),
+        _ => write_atomic(path, contents).map(|()| true),
+    }
+}

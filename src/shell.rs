@@ -1,0 +1,76 @@
+//! User-facing output in cargo's style: right-aligned status verbs on stderr, coloured when
+//! stderr is a terminal and `--color` allows it. stdout is kept for machine output.
+
+use std::fmt::Display;
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anstyle::{AnsiColor, Style};
+
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+const GREEN: Style = AnsiColor::Green.on_default().bold();
+const CYAN: Style = AnsiColor::Cyan.on_default().bold();
+const YELLOW: Style = AnsiColor::Yellow.on_default().bold();
+const RED: Style = AnsiColor::Red.on_default().bold();
+const BOLD: Style = Style::new().bold();
+
+/// When to colour output, as cargo's `--color` spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+/// Sets the process-wide output policy; called once by `main`.
+pub fn configure(color: ColorChoice, quiet: bool) {
+    let choice = match color {
+        ColorChoice::Auto => anstream::ColorChoice::Auto,
+        ColorChoice::Always => anstream::ColorChoice::Always,
+        ColorChoice::Never => anstream::ColorChoice::Never,
+    };
+    choice.write_global();
+    QUIET.store(quiet, Ordering::Relaxed);
+}
+
+pub fn is_quiet() -> bool {
+    QUIET.load(Ordering::Relaxed)
+}
+
+fn line(style: Style, verb: &str, message: impl Display) {
+    if !is_quiet() {
+        let _ = writeln!(anstream::stderr(), "{style}{verb:>12}{style:#} {message}");
+    }
+}
+
+/// A green status line such as `   Fetching wasi:io@0.2.3`.
+pub fn status(verb: &str, message: impl Display) {
+    line(GREEN, verb, message);
+}
+
+/// A cyan status line for things that are informative rather than progress (`Skipping`).
+pub fn info(verb: &str, message: impl Display) {
+    line(CYAN, verb, message);
+}
+
+/// A warning; printed even with `--quiet`, as cargo does.
+pub fn warn(message: impl Display) {
+    let _ = writeln!(anstream::stderr(), "{YELLOW}warning{YELLOW:#}{BOLD}:{BOLD:#} {message}");
+}
+
+/// Prints an error with its chain of causes and an optional `help:` line.
+pub fn error(err: &anyhow::Error) {
+    let mut out = anstream::stderr();
+    let _ = writeln!(out, "{RED}error{RED:#}{BOLD}:{BOLD:#} {err}");
+    let causes: Vec<_> = err.chain().skip(1).collect();
+    if !causes.is_empty() {
+        let _ = writeln!(out, "\nCaused by:");
+        for cause in causes {
+            let _ = writeln!(out, "  {cause}");
+        }
+    }
+    if let Some(help) = err.chain().find_map(|e| e.downcast_ref::<crate::Help>()) {
+        let _ = writeln!(out, "\n{CYAN}help{CYAN:#}{BOLD}:{BOLD:#} {}", help.help());
+    }
+}
