@@ -1,0 +1,216 @@
+//! WIT packages: decoding the binary form registries hold, parsing WIT text, assembling one
+//! `Resolve` from a package and its dependencies, and writing `wit/deps`.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow, bail};
+use semver::Version;
+use wit_component::{DecodedWasm, WitPrinter};
+use wit_parser::{PackageId, Resolve, UnresolvedPackageGroup};
+
+use crate::package::PackageName;
+
+/// A package name with the exact version a WIT reference carries.
+pub type Versioned = (PackageName, Version);
+
+/// A WIT package fetched from a registry, kept as WIT text.
+#[derive(Debug, Clone)]
+pub struct WitPackage {
+    pub name: PackageName,
+    pub version: Version,
+    /// The foreign packages this one references, with the exact versions it names.
+    pub dependencies: Vec<Versioned>,
+    /// The package printed as WIT text.
+    pub text: String,
+}
+
+/// Decodes the binary form of a WIT package (what `wkg` and we publish).
+pub fn decode_package(bytes: &[u8]) -> Result<WitPackage> {
+    let decoded = wit_component::decode(bytes).context("not a binary-encoded WIT package")?;
+    let (resolve, id) = match decoded {
+        DecodedWasm::WitPackage(resolve, id) => (resolve, id),
+        DecodedWasm::Component(..) => {
+            // TODO: component dependencies (their exports as imports) are not supported yet.
+            bail!(
+                "this is a component, not a WIT package; component dependencies are not supported yet"
+            )
+        }
+    };
+    let package = &resolve.packages[id];
+    let (name, version) = exact_name(&package.name)?;
+    let dependencies = resolve
+        .packages
+        .iter()
+        .filter(|(other, _)| *other != id)
+        .map(|(_, p)| exact_name(&p.name))
+        .collect::<Result<_>>()?;
+    let text = print_package(&resolve, id)?;
+    Ok(WitPackage { name, version, dependencies, text })
+}
+
+/// Prints one package of `resolve` as WIT text.
+pub fn print_package(resolve: &Resolve, id: PackageId) -> Result<String> {
+    let mut printer = WitPrinter::default();
+    printer.print(resolve, id, &[]).context("failed to print the package as WIT")?;
+    Ok(printer.output.to_string())
+}
+
+/// Converts a WIT package name into ours, requiring a version.
+pub fn exact_name(name: &wit_parser::PackageName) -> Result<Versioned> {
+    let ours = PackageName::new(&name.namespace, &name.name)?;
+    let version = name.version.clone().ok_or_else(|| {
+        anyhow!("package `{ours}` has no version; registries need `package {ours}@x.y.z;`")
+    })?;
+    Ok((ours, version))
+}
+
+/// WIT source in the project: a directory of `.wit` files or one `.wit` file, plus the
+/// foreign packages it references.
+pub struct LocalSource {
+    pub group: UnresolvedPackageGroup,
+    pub path: PathBuf,
+}
+
+impl LocalSource {
+    /// Parses the package at `path` (without any `deps/` folder).
+    pub fn parse(path: &Path) -> Result<Self> {
+        let group = if path.is_dir() {
+            UnresolvedPackageGroup::parse_dir(path)
+        } else {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("failed to read `{}`", path.display()))?;
+            UnresolvedPackageGroup::parse(path, &text).map_err(|(map, e)| anyhow!(e.render(&map)))
+        }
+        .with_context(|| format!("failed to parse the WIT package at `{}`", path.display()))?;
+        Ok(Self { group, path: path.to_path_buf() })
+    }
+
+    /// The foreign packages referenced by the main package. A reference without a version
+    /// cannot be looked up in a registry, so it is an error.
+    pub fn dependencies(&self) -> Result<Vec<Versioned>> {
+        let nested: BTreeSet<_> = self.group.nested.iter().map(|p| p.name.to_string()).collect();
+        let mut deps = Vec::new();
+        for package in std::iter::once(&self.group.main).chain(&self.group.nested) {
+            for name in package.foreign_deps.keys() {
+                if nested.contains(&name.to_string()) {
+                    continue;
+                }
+                let dep = exact_name(name).with_context(|| {
+                    format!("`{}` references `{name}` without a version", self.path.display())
+                })?;
+                if !deps.contains(&dep) {
+                    deps.push(dep);
+                }
+            }
+        }
+        Ok(deps)
+    }
+
+    pub fn name(&self) -> &wit_parser::PackageName {
+        &self.group.main.name
+    }
+}
+
+/// Parses each dependency's WIT text and assembles one `Resolve` holding `main` and every
+/// dependency, in dependency order. Returns the id of `main`.
+pub fn assemble(main: LocalSource, deps: &[WitPackage]) -> Result<(Resolve, PackageId)> {
+    let groups = deps
+        .iter()
+        .map(|p| {
+            let path = format!("{}-{}-{}.wit", p.name.namespace(), p.name.name(), p.version);
+            UnresolvedPackageGroup::parse(&path, &p.text)
+                .map_err(|(map, e)| anyhow!(e.render(&map)))
+                .with_context(|| format!("failed to parse `{}@{}`", p.name, p.version))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let source_map = main.group.source_map.clone();
+    let mut resolve = Resolve::default();
+    let id = resolve
+        .push_groups(main.group, groups)
+        .map_err(|e| anyhow!(e.render(&source_map)))
+        .with_context(|| {
+            format!("failed to resolve the WIT package at `{}`", main.path.display())
+        })?;
+    Ok((resolve, id))
+}
+
+/// Assembles a registry package and its dependencies (all fetched).
+pub fn assemble_fetched(main: &WitPackage, deps: &[WitPackage]) -> Result<(Resolve, PackageId)> {
+    let path = format!("{}@{}", main.name, main.version);
+    let group = UnresolvedPackageGroup::parse(&path, &main.text)
+        .map_err(|(map, e)| anyhow!(e.render(&map)))
+        .with_context(|| format!("failed to parse `{path}`"))?;
+    assemble(LocalSource { group, path: PathBuf::from(path) }, deps)
+}
+
+/// Encodes a package of `resolve` in the binary form registries hold.
+pub fn encode_package(resolve: &Resolve, id: PackageId) -> Result<Vec<u8>> {
+    wit_component::encode(resolve, id, false).context("failed to encode the WIT package")
+}
+
+/// The directory name of a package under `wit/deps`: `<ns>-<name>-<version>`.
+pub fn deps_dir_name(name: &PackageName, version: &Version) -> String {
+    format!("{}-{}-{version}", name.namespace(), name.name())
+}
+
+/// Writes each package as `wit/deps/<ns>-<name>-<version>/package.wit`, each file
+/// atomically and only when changed. Returns whether anything was written.
+pub fn write_deps(deps_dir: &Path, packages: &[WitPackage]) -> Result<bool> {
+    let mut changed = false;
+    for package in packages {
+        let path =
+            deps_dir.join(deps_dir_name(&package.name, &package.version)).join("package.wit");
+        changed |= crate::fsutil::write_if_changed(&path, package.text.as_bytes())?;
+    }
+    Ok(changed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXT: &str = "package acme:text@1.0.0;\n\ninterface types {\n  record style { loud: bool }\n}\n\
+                        world base {\n  export version: func() -> string;\n}\n";
+    const GREETING: &str = "package acme:greeting@1.0.0;\n\nworld greeter {\n  \
+                            include acme:text/base@1.0.0;\n  use acme:text/types@1.0.0.{style};\n  \
+                            export greet: func(name: string, style: style) -> string;\n}\n";
+
+    fn encoded(text: &str, deps: &[WitPackage]) -> Vec<u8> {
+        let group = UnresolvedPackageGroup::parse("x.wit", text).map_err(|(_, e)| e).unwrap();
+        let (resolve, id) = assemble(LocalSource { group, path: "x.wit".into() }, deps).unwrap();
+        encode_package(&resolve, id).unwrap()
+    }
+
+    #[test]
+    fn round_trips_through_the_binary_form() {
+        let text = decode_package(&encoded(TEXT, &[])).unwrap();
+        assert_eq!(text.name.to_string(), "acme:text");
+        assert!(text.dependencies.is_empty());
+        let greeting = decode_package(&encoded(GREETING, std::slice::from_ref(&text))).unwrap();
+        assert_eq!(greeting.version.to_string(), "1.0.0");
+        assert_eq!(
+            greeting.dependencies,
+            [("acme:text".parse().unwrap(), "1.0.0".parse().unwrap())]
+        );
+        let (resolve, id) = assemble_fetched(&greeting, &[text]).unwrap();
+        assert!(resolve.select_world(&[id], Some("greeter")).is_ok());
+    }
+
+    #[test]
+    fn local_dependencies_need_versions() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.wit");
+        std::fs::write(&file, "package acme:a@0.1.0;\nworld w { import acme:b/i; }\n").unwrap();
+        let err = LocalSource::parse(&file).unwrap().dependencies().unwrap_err();
+        assert!(format!("{err:#}").contains("without a version"), "{err:#}");
+    }
+
+    #[test]
+    fn parse_errors_name_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.wit"), "package acme:a@0.1.0;\nworld {").unwrap();
+        let err = LocalSource::parse(dir.path()).err().unwrap();
+        assert!(format!("{err:#}").contains(&dir.path().display().to_string()));
+    }
+}
