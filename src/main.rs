@@ -1,0 +1,60 @@
+//! The `cargo-wreg` binary: parses the command line and hands over to the library.
+//!
+//! Exit codes: 0 success; 1 an error (printed as `error:` with its causes); 2 a usage
+//! error; when `cargo build` itself fails, its exit code.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use cargo_wreg::cli::Cli;
+use cargo_wreg::ops::build::CargoFailed;
+use cargo_wreg::shell;
+use clap::Parser;
+
+fn main() -> ExitCode {
+    // cargo runs `cargo-wreg wreg <args>`; a direct `cargo-wreg <args>` works too.
+    let mut args: Vec<_> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == "wreg") {
+        args.remove(1);
+    }
+    let cli = Cli::parse_from(args);
+    shell::configure(cli.global.color, cli.global.quiet);
+    init_logging(cli.global.verbose);
+    let _ = rustls::crypto::ring::default_provider().install_default();
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            shell::error(&anyhow::Error::new(e).context("failed to start the async runtime"));
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(cli.command.run()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => match e.downcast_ref::<CargoFailed>() {
+            Some(CargoFailed(code)) => ExitCode::from(u8::try_from(*code).unwrap_or(101)),
+            None => {
+                shell::error(&e);
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+/// Quiet by default; `-v` shows cargo-wreg's debug logs, `-vv` everything's.
+/// `CARGO_WREG_LOG` takes a full filter for finer control.
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "warn,cargo_wreg=debug",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CARGO_WREG_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .init();
+}

@@ -1,0 +1,37 @@
+//! `cargo wreg pull`: download one release's wasm, verified against its digests.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use semver::Version;
+
+use crate::config::RegistryConfig;
+use crate::digest::Digest;
+use crate::oci::Client;
+use crate::package::PackageName;
+use crate::shell;
+
+/// Which release to pull.
+pub enum Selector {
+    Version(Version),
+    Digest(Digest),
+}
+
+pub async fn pull(
+    package: &PackageName,
+    selector: &Selector,
+    config: &RegistryConfig,
+    out: &Path,
+) -> Result<()> {
+    let client = Client::new(config.registry_for(package, None)?)?;
+    let release = match selector {
+        Selector::Version(version) => client.release(package, version).await?,
+        Selector::Digest(digest) => client.release_by_digest(package, digest).await?,
+    };
+    shell::status("Fetching", format_args!("{package} ({})", release.manifest_digest));
+    let bytes = client.fetch_layer(package, &release.layer, None).await?;
+    crate::fsutil::write_atomic(out, &bytes)
+        .with_context(|| format!("failed to save `{package}` to `{}`", out.display()))?;
+    shell::status("Saved", format_args!("{} ({} bytes)", out.display(), bytes.len()));
+    Ok(())
+}
