@@ -2,7 +2,7 @@
 //! stderr is a terminal and `--color` allows it. stdout is kept for machine output.
 
 use std::fmt::Display;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anstyle::{AnsiColor, Style};
@@ -73,4 +73,22 @@ pub fn error(err: &anyhow::Error) {
     if let Some(help) = err.chain().find_map(|e| e.downcast_ref::<crate::Help>()) {
         let _ = writeln!(out, "\n{CYAN}help{CYAN:#}{BOLD}:{BOLD:#} {}", help.help());
     }
+}
+
+/// A progress bar for a transfer of `total` bytes, drawn only when stderr is a terminal and
+/// output is not quiet; small transfers finish too fast to need one.
+pub fn transfer_bar(verb: &str, what: &str, total: u64) -> Option<indicatif::ProgressBar> {
+    const WORTH_A_BAR: u64 = 1 << 20;
+    if is_quiet() || total < WORTH_A_BAR || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let style = indicatif::ProgressStyle::with_template(
+        "{prefix:>12.cyan.bold} [{bar:27}] {bytes}/{total_bytes} {wide_msg}",
+    )
+    .ok()?
+    .progress_chars("=> ");
+    let bar = indicatif::ProgressBar::new(total).with_style(style);
+    bar.set_prefix(verb.to_string());
+    bar.set_message(what.to_string());
+    Some(bar)
 }

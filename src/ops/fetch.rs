@@ -6,6 +6,7 @@
 //! file half-updated.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -162,7 +163,64 @@ struct Plan<'a> {
     target: Option<Request>,
     /// The parsed WIT source, for a local target.
     local: Option<LocalSource>,
+    /// WIT packages the manifest names by `path`.
+    local_deps: Vec<LocalDep>,
     registries: HashMap<PackageName, Registry>,
+}
+
+/// A `{ path = ... }` dependency.
+enum LocalDep {
+    /// A binary-encoded WIT package (`.wasm`), already complete.
+    Encoded(WitPackage),
+    /// WIT text, assembled once the registry packages it references are fetched.
+    Source { path: PathBuf, name: Versioned, dependencies: Vec<Versioned> },
+}
+
+impl LocalDep {
+    fn load(path: &Path) -> Result<Self> {
+        if path.extension().is_some_and(|e| e == "wasm") {
+            let bytes = std::fs::read(path)
+                .with_context(|| format!("failed to read `{}`", path.display()))?;
+            let package = wit::decode_package(&bytes)
+                .with_context(|| format!("`{}` is not a WIT package", path.display()))?;
+            return Ok(Self::Encoded(package));
+        }
+        let source = LocalSource::parse(path)?;
+        let name = wit::exact_name(source.name())
+            .with_context(|| format!("failed to read the WIT package at `{}`", path.display()))?;
+        Ok(Self::Source { path: path.to_path_buf(), name, dependencies: source.dependencies()? })
+    }
+
+    fn name(&self) -> Versioned {
+        match self {
+            Self::Encoded(package) => (package.name.clone(), package.version.clone()),
+            Self::Source { name, .. } => name.clone(),
+        }
+    }
+
+    fn dependencies(&self) -> &[Versioned] {
+        match self {
+            Self::Encoded(package) => &package.dependencies,
+            Self::Source { dependencies, .. } => dependencies,
+        }
+    }
+
+    /// The package as WIT text, its references taken from `fetched`.
+    fn materialize(&self, fetched: &[WitPackage]) -> Result<WitPackage> {
+        let (path, name, dependencies) = match self {
+            Self::Encoded(package) => return Ok(package.clone()),
+            Self::Source { path, name, dependencies } => (path, name, dependencies),
+        };
+        let deps = closure(dependencies, fetched);
+        let (resolve, id) = wit::assemble(LocalSource::parse(path)?, &deps)?;
+        let text = wit::print_package(&resolve, id)?;
+        Ok(WitPackage {
+            name: name.0.clone(),
+            version: name.1.clone(),
+            dependencies: dependencies.clone(),
+            text,
+        })
+    }
 }
 
 impl<'a> Plan<'a> {
@@ -173,6 +231,7 @@ impl<'a> Plan<'a> {
             roots: Vec::new(),
             target: None,
             local: None,
+            local_deps: Vec::new(),
             registries: HashMap::new(),
         };
         let mut explicit: Vec<&Dependency> = component.dependencies.values().collect();
@@ -205,22 +264,35 @@ impl<'a> Plan<'a> {
                         registry,
                     });
                 }
-                // TODO: local `{ path }` dependencies are not read yet; only registry ones are.
-                Dependency::Local { path } => bail!(
-                    "path dependency `{}` in `{}` is not supported yet",
-                    path.display(),
-                    member.package.manifest_path
-                ),
+                Dependency::Local { path } => {
+                    let dep = LocalDep::load(path).with_context(|| {
+                        format!(
+                            "failed to read path dependency `{}` of `{}`",
+                            path.display(),
+                            member.package.manifest_path
+                        )
+                    })?;
+                    plan.local_deps.push(dep);
+                }
             }
         }
-        if let Some(local) = &plan.local {
-            for (package, version) in local.dependencies()? {
-                let registry = match plan.registries.get(&package) {
-                    Some(r) => r.clone(),
-                    None => config.registry_for(&package, None)?,
-                };
-                plan.roots.push(Request { package, requirement: exact(&version), registry });
+
+        // What local WIT references comes from the registry unless a path dependency has it.
+        let provided: Vec<Versioned> = plan.local_deps.iter().map(LocalDep::name).collect();
+        let mut referenced: Vec<Versioned> = match &plan.local {
+            Some(local) => local.dependencies()?,
+            None => Vec::new(),
+        };
+        referenced.extend(plan.local_deps.iter().flat_map(|d| d.dependencies().iter().cloned()));
+        for (package, version) in referenced {
+            if provided.iter().any(|(n, v)| n == &package && v == &version) {
+                continue;
             }
+            let registry = match plan.registries.get(&package) {
+                Some(r) => r.clone(),
+                None => config.registry_for(&package, None)?,
+            };
+            plan.roots.push(Request { package, requirement: exact(&version), registry });
         }
         Ok(plan)
     }
@@ -233,7 +305,10 @@ impl<'a> Plan<'a> {
     ) -> Result<Output> {
         let manifest = &self.member.package.manifest_path;
         let component = &self.member.component;
-        let all: Vec<WitPackage> = resolved.values().map(|r| r.wit.clone()).collect();
+        let mut all: Vec<WitPackage> = resolved.values().map(|r| r.wit.clone()).collect();
+        let locals =
+            self.local_deps.iter().map(|d| d.materialize(&all)).collect::<Result<Vec<_>>>()?;
+        all.extend(locals);
         let (resolve, package, world_name) = match (&component.target, &self.target, &self.local) {
             (Target::Registry { world, .. }, Some(request), _) => {
                 let main = &resolved[request].wit;
@@ -261,14 +336,13 @@ impl<'a> Plan<'a> {
         let runtime = bindings::detect_runtime(&workspace.metadata, &self.member.package)?;
         let source = bindings::generate(&resolve, world, &component.bindings, &runtime)
             .with_context(|| format!("failed to generate bindings for `{manifest}`"))?;
-        let needed = closure(
-            &self
-                .roots
-                .iter()
-                .map(|r| (r.package.clone(), resolved[r].wit.version.clone()))
-                .collect::<Vec<_>>(),
-            &all,
-        );
+        let roots: Vec<Versioned> = self
+            .roots
+            .iter()
+            .map(|r| (r.package.clone(), resolved[r].wit.version.clone()))
+            .chain(self.local_deps.iter().map(LocalDep::name))
+            .collect();
+        let needed = closure(&roots, &all);
         Ok(Output {
             prepared: Prepared {
                 id: self.member.package.id.clone(),
@@ -478,7 +552,12 @@ impl<'a> Fetcher<'a> {
             Some(bytes) => bytes,
             None => {
                 shell::status("Fetching", format_args!("{package}@{version}"));
-                let bytes = client.fetch_layer(package, &release.layer, None).await?;
+                let what = format!("{package}@{version}");
+                let bar = shell::transfer_bar("Downloading", &what, release.layer.size);
+                let bytes = client.fetch_layer(package, &release.layer, bar.as_ref()).await?;
+                if let Some(bar) = bar {
+                    bar.finish_and_clear();
+                }
                 self.cache.put(&digest, &bytes)?;
                 bytes.to_vec()
             }

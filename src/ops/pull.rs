@@ -29,7 +29,11 @@ pub async fn pull(
         Selector::Digest(digest) => client.release_by_digest(package, digest).await?,
     };
     shell::status("Fetching", format_args!("{package} ({})", release.manifest_digest));
-    let bytes = client.fetch_layer(package, &release.layer, None).await?;
+    let bar = shell::transfer_bar("Downloading", &package.to_string(), release.layer.size);
+    let bytes = client.fetch_layer(package, &release.layer, bar.as_ref()).await?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
     crate::fsutil::write_atomic(out, &bytes)
         .with_context(|| format!("failed to save `{package}` to `{}`", out.display()))?;
     shell::status("Saved", format_args!("{} ({} bytes)", out.display(), bytes.len()));
