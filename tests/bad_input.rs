@@ -1,0 +1,116 @@
+//! Bad input and broken registries: each run fails with an error naming the culprit and leaves
+//! no lock file, bindings or WIT dependencies behind.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use common::{Project, Registry, Sandbox, closed_port_url};
+
+/// Runs `fetch` on `project` against `registry_url` and expects it to fail.
+fn fetch_fails(sandbox: &Sandbox, project: &Project, registry_url: &str) -> common::Output {
+    let fetch = sandbox.wreg(["fetch", "--registry", registry_url, "--manifest-path"]);
+    let output = fetch.arg(project.manifest()).fails();
+    project.assert_nothing_generated();
+    output
+}
+
+#[test]
+fn malformed_target_is_rejected() {
+    let registry = Registry::start();
+    let sandbox = Sandbox::new();
+    let hello = sandbox.project("hello");
+    hello.set_target("acme/greeting@1.0");
+
+    fetch_fails(&sandbox, &hello, registry.url()).assert_stderr_contains("acme/greeting@1.0");
+}
+
+#[test]
+fn unknown_package_is_reported() {
+    let registry = Registry::start();
+    let sandbox = Sandbox::new();
+    sandbox.publish_wit_fixtures(&registry);
+    let hello = sandbox.project("hello");
+    hello.set_target("acme:missing/greeter@1.0");
+
+    fetch_fails(&sandbox, &hello, registry.url()).assert_stderr_contains("acme:missing");
+}
+
+#[test]
+fn requirement_no_version_satisfies_is_reported() {
+    let registry = Registry::start();
+    let sandbox = Sandbox::new();
+    sandbox.publish_wit_fixtures(&registry);
+    let hello = sandbox.project("hello");
+    hello.set_target("acme:greeting/greeter@3.0");
+
+    fetch_fails(&sandbox, &hello, registry.url())
+        .assert_stderr_contains("acme:greeting")
+        .assert_stderr_contains("3.0");
+}
+
+#[test]
+fn registry_down_is_reported() {
+    let sandbox = Sandbox::new();
+    let hello = sandbox.project("hello");
+    let url = closed_port_url();
+    let address = url.trim_start_matches("http://");
+
+    fetch_fails(&sandbox, &hello, &url).assert_stderr_contains(address);
+}
+
+#[test]
+fn unparsable_wit_is_not_published() {
+    let registry = Registry::start();
+    let sandbox = Sandbox::new();
+    let dir = sandbox.path().join("broken-wit");
+    fs::create_dir_all(&dir).expect("create the broken WIT dir");
+    let broken = "package acme:broken@1.0.0;\n\nworld oops {\n    export f: func(;\n}\n";
+    fs::write(dir.join("broken.wit"), broken).expect("write broken.wit");
+
+    sandbox
+        .wreg(["publish", "--registry", registry.url(), "--wit"])
+        .arg(&dir)
+        .fails()
+        .assert_stderr_contains("broken");
+
+    let pulled = sandbox.path().join("broken.wasm");
+    let pull = sandbox.wreg(["pull", "acme:broken@1.0.0", "--registry", registry.url(), "-o"]);
+    pull.arg(&pulled).fails();
+    assert!(!pulled.exists(), "a failed pull still wrote {}", pulled.display());
+}
+
+#[test]
+fn tampered_blob_is_detected() {
+    let registry = Registry::start();
+    Sandbox::new().publish_wit_fixtures(&registry);
+    let tampered = tamper_wasm_blobs(&registry.storage());
+    assert!(tampered > 0, "no wasm blob under {}", registry.storage().display());
+
+    // A fresh sandbox has an empty blob cache, so every layer comes from the tampered store.
+    let sandbox = Sandbox::new();
+    let hello = sandbox.project("hello");
+    fetch_fails(&sandbox, &hello, registry.url()).assert_stderr_contains("digest");
+}
+
+/// Flips one byte of every wasm blob the server stores; returns how many it changed.
+fn tamper_wasm_blobs(storage: &Path) -> usize {
+    let blobs = storage.join("blobs").join("sha256");
+    let entries: Vec<PathBuf> = fs::read_dir(&blobs)
+        .unwrap_or_else(|err| panic!("cannot read {}: {err}", blobs.display()))
+        .map(|entry| entry.expect("read a blob entry").path())
+        .collect();
+    let mut tampered = 0;
+    for path in entries {
+        let mut bytes = fs::read(&path).expect("read a stored blob");
+        if !bytes.starts_with(b"\0asm") {
+            continue;
+        }
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        fs::write(&path, bytes).expect("write a tampered blob");
+        tampered += 1;
+    }
+    tampered
+}

