@@ -121,6 +121,7 @@ fn parse_bindings(value: &Value, unknown_keys: &mut Vec<String>) -> Result<Bindi
     let options: BindingsOptions =
         serde_json::from_value(value.clone()).map_err(|e| anyhow!("invalid `{key}`: {e}"))?;
     unknown_keys.extend(options.unknown_keys().map(|k| format!("{key}.{k}")));
+    unknown_keys.extend(options.ignored_keys().map(|k| format!("{key}.{k}")));
     Ok(options)
 }
 
