@@ -1,67 +1,443 @@
-//! Version selection: the pure part of resolution, with no I/O.
+//! Version resolution: the pure part, with no I/O.
+//!
+//! Requirements on one package are grouped by semver compatibility track (the major version,
+//! or the minor below 1.0, or the patch below 0.1). Within a track one version is chosen: the
+//! highest that satisfies every requirement in it, preferring a locked version that does, as
+//! cargo does. Versions of different tracks coexist, as WIT allows (`acme:kv@1.3.2` beside
+//! `acme:kv@2.0.1`).
+//!
+//! The resolver does not fetch: when it needs the versions of a package or the dependencies of
+//! a release that the index does not hold yet, it says so, and the caller loads them and asks
+//! again.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
 use anyhow::{Result, bail};
 use semver::{Version, VersionReq};
 
 use crate::package::PackageName;
+use crate::registry::Registry;
 
-/// Picks the highest of `available` that satisfies `requirement`. Pre-releases match only
-/// when the requirement names a pre-release (semver's rule, as cargo has it).
-pub fn select<'a>(
-    package: &PackageName,
-    requirement: &VersionReq,
-    available: &'a [Version],
-) -> Result<&'a Version> {
-    if let Some(best) = available.iter().filter(|v| requirement.matches(v)).max() {
-        return Ok(best);
+/// A package on a registry.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PackageKey {
+    pub name: PackageName,
+    pub registry: Registry,
+}
+
+/// Who asked for a requirement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// The manifest of a workspace member (its crate name).
+    Root(String),
+    /// A release whose WIT references the package.
+    Release(PackageKey, Version),
+}
+
+/// A version requirement on a package, and who has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Requirement {
+    pub key: PackageKey,
+    pub req: VersionReq,
+    pub origin: Origin,
+}
+
+/// What the resolver may know about packages.
+pub trait Index {
+    /// The versions of `key`, ascending; `None` when not loaded yet.
+    fn versions(&self, key: &PackageKey) -> Option<&[Version]>;
+    /// The requirements of one release; `None` when not loaded yet.
+    fn dependencies(
+        &self,
+        key: &PackageKey,
+        version: &Version,
+    ) -> Option<&[(PackageKey, VersionReq)]>;
+}
+
+/// Something the resolver needs before it can go on.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Missing {
+    Versions(PackageKey),
+    Release(PackageKey, Version),
+}
+
+/// The outcome of one resolution attempt.
+#[derive(Debug)]
+pub enum Outcome {
+    Resolved(Resolution),
+    Need(BTreeSet<Missing>),
+}
+
+/// The chosen versions.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Resolution {
+    /// Every requirement (by package and requirement text) and the version chosen for it.
+    pub chosen: BTreeMap<(PackageKey, String), Version>,
+    /// Every chosen release.
+    pub releases: BTreeSet<(PackageKey, Version)>,
+}
+
+impl Resolution {
+    /// The version chosen for `req` on `key`.
+    pub fn version_for(&self, key: &PackageKey, req: &VersionReq) -> Option<&Version> {
+        self.chosen.get(&(key.clone(), req.to_string()))
     }
-    if available.is_empty() {
-        bail!("package `{package}` has no releases");
+}
+
+/// The semver compatibility track of a version: versions in one track are compatible.
+fn track(version: &Version) -> (u64, u64, u64) {
+    match (version.major, version.minor) {
+        (0, 0) => (0, 0, version.patch),
+        (0, minor) => (0, minor, 0),
+        (major, _) => (major, 0, 0),
     }
+}
+
+const MAX_ROUNDS: usize = 1000;
+
+/// Resolves `roots` and everything the chosen releases require. `locked` holds the versions
+/// the lock file has for each package, which win while they satisfy their requirements.
+pub fn resolve(
+    roots: &[Requirement],
+    index: &dyn Index,
+    locked: &BTreeMap<PackageKey, Vec<Version>>,
+) -> Result<Outcome> {
+    let mut previous: BTreeMap<(PackageKey, (u64, u64, u64)), Version> = BTreeMap::new();
+    for _ in 0..MAX_ROUNDS {
+        // The requirements in force: the roots plus those of the releases chosen last round.
+        let mut requirements: Vec<Requirement> = roots.to_vec();
+        let mut need = BTreeSet::new();
+        for ((key, _), version) in &previous {
+            match index.dependencies(key, version) {
+                Some(deps) => requirements.extend(deps.iter().map(|(dep, req)| Requirement {
+                    key: dep.clone(),
+                    req: req.clone(),
+                    origin: Origin::Release(key.clone(), version.clone()),
+                })),
+                None => {
+                    need.insert(Missing::Release(key.clone(), version.clone()));
+                }
+            }
+        }
+
+        let mut by_key: BTreeMap<&PackageKey, Vec<&Requirement>> = BTreeMap::new();
+        for requirement in &requirements {
+            by_key.entry(&requirement.key).or_default().push(requirement);
+        }
+        let mut picks = BTreeMap::new();
+        let mut chosen = BTreeMap::new();
+        for (key, reqs) in by_key {
+            let empty = Vec::new();
+            let locked = locked.get(key).unwrap_or(&empty);
+            match choose(key, &reqs, index.versions(key), locked) {
+                Choice::Picked(list) => {
+                    for (req, version) in list {
+                        chosen.insert((key.clone(), req.to_string()), version.clone());
+                        picks.insert((key.clone(), track(&version)), version);
+                    }
+                }
+                Choice::NeedVersions => {
+                    need.insert(Missing::Versions(key.clone()));
+                }
+                Choice::Conflict(message) => {
+                    let available = index.versions(key).unwrap_or_default();
+                    bail!(explain(&message, key, &reqs, &requirements, &previous, available))
+                }
+            }
+        }
+        if !need.is_empty() {
+            return Ok(Outcome::Need(need));
+        }
+        if picks == previous {
+            let releases = picks.into_iter().map(|((key, _), version)| (key, version)).collect();
+            return Ok(Outcome::Resolved(Resolution { chosen, releases }));
+        }
+        previous = picks;
+    }
+    bail!("version resolution did not settle after {MAX_ROUNDS} rounds")
+}
+
+enum Choice<'a> {
+    Picked(Vec<(&'a VersionReq, Version)>),
+    NeedVersions,
+    Conflict(String),
+}
+
+/// Chooses versions of one package for all its requirements: one per track.
+fn choose<'a>(
+    key: &PackageKey,
+    reqs: &[&'a Requirement],
+    versions: Option<&[Version]>,
+    locked: &[Version],
+) -> Choice<'a> {
+    // Each requirement goes to the track of the version it would pick alone.
+    let mut by_track: BTreeMap<(u64, u64, u64), Vec<&'a Requirement>> = BTreeMap::new();
+    for requirement in reqs {
+        let alone = locked.iter().rev().find(|v| requirement.req.matches(v)).or_else(|| {
+            versions.and_then(|vs| vs.iter().rev().find(|v| requirement.req.matches(v)))
+        });
+        match (alone, versions) {
+            (Some(version), _) => by_track.entry(track(version)).or_default().push(requirement),
+            (None, None) => return Choice::NeedVersions,
+            (None, Some(vs)) => {
+                let message = if vs.is_empty() {
+                    format!("package `{}` has no releases on `{}`", key.name, key.registry)
+                } else {
+                    format!("no release of `{}` matches `{}`", key.name, requirement.req)
+                };
+                return Choice::Conflict(message);
+            }
+        }
+    }
+
+    let mut picked = Vec::new();
+    for (track_id, reqs) in by_track {
+        let fits = |v: &&Version| track(v) == track_id && reqs.iter().all(|r| r.req.matches(v));
+        let version = match locked.iter().rev().find(fits) {
+            Some(version) => version,
+            None => match versions {
+                None => return Choice::NeedVersions,
+                Some(vs) => match vs.iter().rev().find(fits) {
+                    Some(version) => version,
+                    None => {
+                        return Choice::Conflict(format!(
+                            "no release of `{}` satisfies every requirement",
+                            key.name
+                        ));
+                    }
+                },
+            },
+        };
+        picked.extend(reqs.iter().map(|r| (&r.req, version.clone())));
+    }
+    Choice::Picked(picked)
+}
+
+/// Explains a conflict as the chains of requirements that lead to it, and what is available.
+fn explain(
+    message: &str,
+    key: &PackageKey,
+    reqs: &[&Requirement],
+    all: &[Requirement],
+    picks: &BTreeMap<(PackageKey, (u64, u64, u64)), Version>,
+    available: &[Version],
+) -> String {
+    let mut out = format!("{message}:");
+    for requirement in reqs {
+        let _ = write!(out, "\n  {}", chain(requirement, all, picks));
+    }
+    if !available.is_empty() {
+        let _ = write!(out, "\n  available on `{}`: {}", key.registry, list_versions(available));
+    }
+    out
+}
+
+/// `hello` needs `acme:store ^1.4` -> `acme:store 1.4.0` needs `acme:kv =1.1.0`.
+fn chain(
+    requirement: &Requirement,
+    all: &[Requirement],
+    picks: &BTreeMap<(PackageKey, (u64, u64, u64)), Version>,
+) -> String {
+    let mut links = Vec::new();
+    let mut current = requirement.clone();
+    while links.len() < 32 {
+        let needs = format!("needs `{} {}`", current.key.name, current.req);
+        match &current.origin {
+            Origin::Root(member) => {
+                links.push(format!("`{member}` {needs}"));
+                break;
+            }
+            Origin::Release(key, version) => {
+                links.push(format!("`{} {version}` {needs}", key.name));
+                let parent = all.iter().find(|r| {
+                    &r.key == key
+                        && r.req.matches(version)
+                        && picks.get(&(key.clone(), track(version))) == Some(version)
+                });
+                match parent {
+                    Some(parent) => current = parent.clone(),
+                    None => break,
+                }
+            }
+        }
+    }
+    links.reverse();
+    links.join(" -> ")
+}
+
+/// Lists versions newest first, at most ten, for messages.
+pub fn list_versions(versions: &[Version]) -> String {
     let mut listed = String::new();
-    for (i, version) in available.iter().rev().take(10).enumerate() {
+    for (i, version) in versions.iter().rev().take(10).enumerate() {
         let _ = write!(listed, "{}{version}", if i == 0 { "" } else { ", " });
     }
-    if available.len() > 10 {
+    if versions.len() > 10 {
         listed.push_str(", ...");
     }
-    bail!("no release of `{package}` matches `{requirement}`; available: {listed}")
+    listed
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
 
-    fn versions(list: &[&str]) -> Vec<Version> {
-        let mut v: Vec<Version> = list.iter().map(|s| s.parse().unwrap()).collect();
-        v.sort();
-        v
+    #[derive(Default)]
+    struct MemIndex {
+        versions: HashMap<PackageKey, Vec<Version>>,
+        deps: HashMap<(PackageKey, Version), Vec<(PackageKey, VersionReq)>>,
+    }
+
+    impl Index for MemIndex {
+        fn versions(&self, key: &PackageKey) -> Option<&[Version]> {
+            self.versions.get(key).map(Vec::as_slice)
+        }
+        fn dependencies(
+            &self,
+            key: &PackageKey,
+            version: &Version,
+        ) -> Option<&[(PackageKey, VersionReq)]> {
+            self.deps.get(&(key.clone(), version.clone())).map(Vec::as_slice)
+        }
+    }
+
+    fn key(name: &str) -> PackageKey {
+        PackageKey { name: name.parse().unwrap(), registry: "127.0.0.1:5000".parse().unwrap() }
+    }
+
+    fn v(s: &str) -> Version {
+        s.parse().unwrap()
+    }
+
+    impl MemIndex {
+        fn add(&mut self, name: &str, version: &str, deps: &[(&str, &str)]) {
+            let list = self.versions.entry(key(name)).or_default();
+            list.push(v(version));
+            list.sort();
+            let deps = deps.iter().map(|(n, r)| (key(n), r.parse().unwrap())).collect();
+            self.deps.insert((key(name), v(version)), deps);
+        }
+    }
+
+    fn root(name: &str, req: &str) -> Requirement {
+        Requirement {
+            key: key(name),
+            req: req.parse().unwrap(),
+            origin: Origin::Root("app".into()),
+        }
+    }
+
+    fn run(roots: &[Requirement], index: &MemIndex, locked: &[(&str, &str)]) -> Result<Resolution> {
+        let mut lock: BTreeMap<PackageKey, Vec<Version>> = BTreeMap::new();
+        for (name, version) in locked {
+            lock.entry(key(name)).or_default().push(v(version));
+        }
+        match resolve(roots, index, &lock)? {
+            Outcome::Resolved(r) => Ok(r),
+            Outcome::Need(need) => panic!("index incomplete: {need:?}"),
+        }
+    }
+
+    fn picked(r: &Resolution) -> Vec<String> {
+        r.releases.iter().map(|(k, v)| format!("{}@{v}", k.name)).collect()
     }
 
     #[test]
-    fn picks_the_highest_match() {
-        let name = "acme:kv".parse().unwrap();
-        let available = versions(&["1.0.0", "1.3.2", "2.0.1", "2.1.0-rc.1"]);
-        let pick =
-            |req: &str| select(&name, &req.parse().unwrap(), &available).map(|v| v.to_string());
-        assert_eq!(pick("^1.1").unwrap(), "1.3.2");
-        assert_eq!(pick("*").unwrap(), "2.0.1");
-        assert_eq!(pick("=1.0.0").unwrap(), "1.0.0");
-        assert_eq!(pick("2.1.0-rc.1").unwrap(), "2.1.0-rc.1");
-        let err = pick("^3").unwrap_err().to_string();
+    fn highest_compatible_versions_transitively() {
+        let mut index = MemIndex::default();
+        index.add("acme:kv", "1.1.0", &[]);
+        index.add("acme:kv", "1.3.2", &[]);
+        index.add("acme:kv", "2.0.1", &[]);
+        index.add("acme:store", "1.4.0", &[("acme:kv", "^1.1")]);
+        let r = run(&[root("acme:store", "1")], &index, &[]).unwrap();
+        assert_eq!(picked(&r), ["acme:kv@1.3.2", "acme:store@1.4.0"]);
+    }
+
+    #[test]
+    fn incompatible_tracks_coexist_and_compatible_ones_unify() {
+        let mut index = MemIndex::default();
+        for version in ["0.2.0", "0.2.6", "1.3.2", "2.0.1"] {
+            index.add("acme:kv", version, &[]);
+        }
+        index.add("acme:store", "1.4.0", &[("acme:kv", "^1.1"), ("acme:kv", "^0.2.0")]);
+        let roots = [root("acme:store", "1"), root("acme:kv", "^2"), root("acme:kv", "0.2.6")];
+        let r = run(&roots, &index, &[]).unwrap();
         assert_eq!(
-            err,
-            "no release of `acme:kv` matches `^3`; available: 2.1.0-rc.1, 2.0.1, 1.3.2, 1.0.0"
+            picked(&r),
+            ["acme:kv@0.2.6", "acme:kv@1.3.2", "acme:kv@2.0.1", "acme:store@1.4.0"]
         );
+        assert_eq!(r.version_for(&key("acme:kv"), &"^0.2.0".parse().unwrap()), Some(&v("0.2.6")));
     }
 
     #[test]
-    fn no_releases() {
-        let name = "acme:kv".parse().unwrap();
+    fn locked_versions_win_while_they_satisfy() {
+        let mut index = MemIndex::default();
+        index.add("acme:kv", "1.1.0", &[]);
+        index.add("acme:kv", "1.3.2", &[]);
+        let r = run(&[root("acme:kv", "^1.1")], &index, &[("acme:kv", "1.1.0")]).unwrap();
+        assert_eq!(picked(&r), ["acme:kv@1.1.0"]);
+        let r = run(&[root("acme:kv", "^1.2")], &index, &[("acme:kv", "1.1.0")]).unwrap();
+        assert_eq!(picked(&r), ["acme:kv@1.3.2"]);
+    }
+
+    #[test]
+    fn a_satisfied_lock_needs_no_version_listing() {
+        let mut index = MemIndex::default();
+        index.deps.insert((key("acme:kv"), v("1.1.0")), Vec::new());
+        let mut lock = BTreeMap::new();
+        lock.insert(key("acme:kv"), vec![v("1.1.0")]);
+        let outcome = resolve(&[root("acme:kv", "^1")], &index, &lock).unwrap();
+        assert!(matches!(outcome, Outcome::Resolved(_)), "{outcome:?}");
+    }
+
+    #[test]
+    fn asks_for_what_it_does_not_know() {
+        let index = MemIndex::default();
+        let Outcome::Need(need) =
+            resolve(&[root("acme:kv", "^1")], &index, &BTreeMap::new()).unwrap()
+        else {
+            panic!("expected a request for data")
+        };
+        assert_eq!(need.into_iter().collect::<Vec<_>>(), [Missing::Versions(key("acme:kv"))]);
+    }
+
+    #[test]
+    fn conflicts_are_explained_as_chains() {
+        let mut index = MemIndex::default();
+        for version in ["1.1.0", "1.3.2", "2.0.1"] {
+            index.add("acme:kv", version, &[]);
+        }
+        index.add("acme:store", "1.4.0", &[("acme:kv", "=1.1.0")]);
+        let roots = [root("acme:store", "^1.4"), root("acme:kv", "^1.3")];
+        let err = run(&roots, &index, &[]).unwrap_err().to_string();
+        assert!(err.starts_with("no release of `acme:kv` satisfies every requirement:"), "{err}");
         assert!(
-            select(&name, &VersionReq::STAR, &[]).unwrap_err().to_string().contains("no releases")
+            err.contains(
+                "`app` needs `acme:store ^1.4` -> `acme:store 1.4.0` needs `acme:kv =1.1.0`"
+            ),
+            "{err}"
         );
+        assert!(err.contains("`app` needs `acme:kv ^1.3`"), "{err}");
+        assert!(err.ends_with("available on `127.0.0.1:5000`: 2.0.1, 1.3.2, 1.1.0"), "{err}");
+    }
+
+    #[test]
+    fn prereleases_only_when_asked_for() {
+        let mut index = MemIndex::default();
+        index.add("acme:kv", "1.0.0", &[]);
+        index.add("acme:kv", "1.1.0-rc.1", &[]);
+        assert_eq!(picked(&run(&[root("acme:kv", "^1")], &index, &[]).unwrap()), ["acme:kv@1.0.0"]);
+        let r = run(&[root("acme:kv", "1.1.0-rc.1")], &index, &[]).unwrap();
+        assert_eq!(picked(&r), ["acme:kv@1.1.0-rc.1"]);
+    }
+
+    #[test]
+    fn no_match_names_the_requirement() {
+        let mut index = MemIndex::default();
+        index.add("acme:kv", "1.0.0", &[]);
+        let err = run(&[root("acme:kv", "^3")], &index, &[]).unwrap_err().to_string();
+        assert!(err.starts_with("no release of `acme:kv` matches `^3`:"), "{err}");
+        assert!(err.contains("`app` needs `acme:kv ^3`"), "{err}");
     }
 }

@@ -14,39 +14,68 @@ use crate::package::PackageName;
 /// A package name with the exact version a WIT reference carries.
 pub type Versioned = (PackageName, Version);
 
-/// A WIT package fetched from a registry, kept as WIT text.
+/// A WIT package in memory, with the versions its references to other packages name.
 #[derive(Debug, Clone)]
 pub struct WitPackage {
     pub name: PackageName,
     pub version: Version,
     /// The foreign packages this one references, with the exact versions it names.
     pub dependencies: Vec<Versioned>,
-    /// The package printed as WIT text.
+    resolve: Resolve,
+    id: PackageId,
+}
+
+/// A package as WIT text, ready to be parsed into a `Resolve` or written to `wit/deps`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WitText {
+    pub name: PackageName,
+    pub version: Version,
     pub text: String,
 }
 
 /// Decodes the binary form of a WIT package (what `wkg` and we publish).
 pub fn decode_package(bytes: &[u8]) -> Result<WitPackage> {
     let decoded = wit_component::decode(bytes).context("not a binary-encoded WIT package")?;
-    let (resolve, id) = match decoded {
-        DecodedWasm::WitPackage(resolve, id) => (resolve, id),
+    match decoded {
+        DecodedWasm::WitPackage(resolve, id) => WitPackage::new(resolve, id),
         DecodedWasm::Component(..) => {
             // TODO: component dependencies (their exports as imports) are not supported yet.
             bail!(
                 "this is a component, not a WIT package; component dependencies are not supported yet"
             )
         }
-    };
-    let package = &resolve.packages[id];
-    let (name, version) = exact_name(&package.name)?;
-    let dependencies = resolve
-        .packages
-        .iter()
-        .filter(|(other, _)| *other != id)
-        .map(|(_, p)| exact_name(&p.name))
-        .collect::<Result<_>>()?;
-    let text = print_package(&resolve, id)?;
-    Ok(WitPackage { name, version, dependencies, text })
+    }
+}
+
+impl WitPackage {
+    /// The package `id` of `resolve`; every other package there is one it references.
+    pub fn new(resolve: Resolve, id: PackageId) -> Result<Self> {
+        let (name, version) = exact_name(&resolve.packages[id].name)?;
+        let dependencies = resolve
+            .packages
+            .iter()
+            .filter(|(other, _)| *other != id)
+            .map(|(_, p)| exact_name(&p.name))
+            .collect::<Result<_>>()?;
+        Ok(Self { name, version, dependencies, resolve, id })
+    }
+
+    /// The package as WIT text, each reference to another package moved to the version
+    /// `retarget` chose for it (references it has no choice for stay as they are).
+    pub fn text(&self, retarget: &dyn Fn(&Versioned) -> Option<Version>) -> Result<WitText> {
+        let mut resolve = self.resolve.clone();
+        for (id, package) in resolve.packages.iter_mut() {
+            if id == self.id {
+                continue;
+            }
+            if let Some(chosen) = exact_name(&package.name).ok().and_then(|v| retarget(&v)) {
+                package.name.version = Some(chosen);
+            }
+        }
+        let text = print_package(&resolve, self.id)
+            .with_context(|| format!("failed to print `{}@{}`", self.name, self.version))?;
+        Ok(WitText { name: self.name.clone(), version: self.version.clone(), text })
+    }
 }
 
 /// Prints one package of `resolve` as WIT text.
@@ -110,11 +139,36 @@ impl LocalSource {
     pub fn name(&self) -> &wit_parser::PackageName {
         &self.group.main.name
     }
+
+    /// Moves each reference to another package to the version `retarget` chose for it.
+    pub fn retarget(&mut self, retarget: &dyn Fn(&Versioned) -> Option<Version>) {
+        for package in std::iter::once(&mut self.group.main).chain(&mut self.group.nested) {
+            let moved: Vec<_> = package
+                .foreign_deps
+                .keys()
+                .map(|name| {
+                    let mut name = name.clone();
+                    if let Some(chosen) = exact_name(&name).ok().and_then(|v| retarget(&v)) {
+                        name.version = Some(chosen);
+                    }
+                    name
+                })
+                .collect();
+            // wit-parser records where each reference was written, in order; two references
+            // that now name one version would put that record out of step, so they stay.
+            let distinct: BTreeSet<String> = moved.iter().map(|n| n.to_string()).collect();
+            if distinct.len() != moved.len() {
+                continue;
+            }
+            let items = std::mem::take(&mut package.foreign_deps).into_values();
+            package.foreign_deps = moved.into_iter().zip(items).collect();
+        }
+    }
 }
 
 /// Parses each dependency's WIT text and assembles one `Resolve` holding `main` and every
 /// dependency, in dependency order. Returns the id of `main`.
-pub fn assemble(main: LocalSource, deps: &[WitPackage]) -> Result<(Resolve, PackageId)> {
+pub fn assemble(main: LocalSource, deps: &[WitText]) -> Result<(Resolve, PackageId)> {
     let groups = deps
         .iter()
         .map(|p| {
@@ -135,8 +189,8 @@ pub fn assemble(main: LocalSource, deps: &[WitPackage]) -> Result<(Resolve, Pack
     Ok((resolve, id))
 }
 
-/// Assembles a registry package and its dependencies (all fetched).
-pub fn assemble_fetched(main: &WitPackage, deps: &[WitPackage]) -> Result<(Resolve, PackageId)> {
+/// Assembles a package given as text and its dependencies.
+pub fn assemble_text(main: &WitText, deps: &[WitText]) -> Result<(Resolve, PackageId)> {
     let path = format!("{}@{}", main.name, main.version);
     let group = UnresolvedPackageGroup::parse(&path, &main.text)
         .map_err(|(map, e)| anyhow!(e.render(&map)))
@@ -156,7 +210,7 @@ pub fn deps_dir_name(name: &PackageName, version: &Version) -> String {
 
 /// Writes each package as `wit/deps/<ns>-<name>-<version>/package.wit`, each file
 /// atomically and only when changed. Returns whether anything was written.
-pub fn write_deps(deps_dir: &Path, packages: &[WitPackage]) -> Result<bool> {
+pub fn write_deps(deps_dir: &Path, packages: &[WitText]) -> Result<bool> {
     let mut changed = false;
     for package in packages {
         let path =
@@ -176,25 +230,53 @@ mod tests {
                             include acme:text/base@1.0.0;\n  use acme:text/types@1.0.0.{style};\n  \
                             export greet: func(name: string, style: style) -> string;\n}\n";
 
-    fn encoded(text: &str, deps: &[WitPackage]) -> Vec<u8> {
+    const TEXT_1_1: &str = "package acme:text@1.1.0;\n\ninterface types {\n  record style { loud: bool }\n  \
+                            record span { start: u32 }\n}\nworld base {\n  export version: func() -> string;\n}\n";
+
+    fn local(text: &str) -> LocalSource {
         let group = UnresolvedPackageGroup::parse("x.wit", text).map_err(|(_, e)| e).unwrap();
-        let (resolve, id) = assemble(LocalSource { group, path: "x.wit".into() }, deps).unwrap();
+        LocalSource { group, path: "x.wit".into() }
+    }
+
+    fn encoded(text: &str, deps: &[WitText]) -> Vec<u8> {
+        let (resolve, id) = assemble(local(text), deps).unwrap();
         encode_package(&resolve, id).unwrap()
+    }
+
+    fn as_is(_: &Versioned) -> Option<Version> {
+        None
+    }
+
+    fn to_1_1(_: &Versioned) -> Option<Version> {
+        Some("1.1.0".parse().unwrap())
     }
 
     #[test]
     fn round_trips_through_the_binary_form() {
-        let text = decode_package(&encoded(TEXT, &[])).unwrap();
+        let text = decode_package(&encoded(TEXT, &[])).unwrap().text(&as_is).unwrap();
         assert_eq!(text.name.to_string(), "acme:text");
-        assert!(text.dependencies.is_empty());
         let greeting = decode_package(&encoded(GREETING, std::slice::from_ref(&text))).unwrap();
         assert_eq!(greeting.version.to_string(), "1.0.0");
         assert_eq!(
             greeting.dependencies,
             [("acme:text".parse().unwrap(), "1.0.0".parse().unwrap())]
         );
-        let (resolve, id) = assemble_fetched(&greeting, &[text]).unwrap();
+        let (resolve, id) = assemble_text(&greeting.text(&as_is).unwrap(), &[text]).unwrap();
         assert!(resolve.select_world(&[id], Some("greeter")).is_ok());
+    }
+
+    #[test]
+    fn references_move_to_the_chosen_version() {
+        let text_1_0 = decode_package(&encoded(TEXT, &[])).unwrap().text(&as_is).unwrap();
+        let text_1_1 = decode_package(&encoded(TEXT_1_1, &[])).unwrap().text(&as_is).unwrap();
+        let greeting = decode_package(&encoded(GREETING, &[text_1_0])).unwrap();
+        let moved = greeting.text(&to_1_1).unwrap();
+        assert!(moved.text.contains("acme:text/types@1.1.0"), "{}", moved.text);
+        assert!(assemble_text(&moved, std::slice::from_ref(&text_1_1)).is_ok());
+
+        let mut source = local(GREETING);
+        source.retarget(&to_1_1);
+        assert!(assemble(source, &[text_1_1]).is_ok());
     }
 
     #[test]

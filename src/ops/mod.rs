@@ -3,6 +3,7 @@
 
 pub mod build;
 pub mod fetch;
+pub mod index;
 pub mod publish;
 pub mod pull;
 pub mod workspace;

@@ -101,9 +101,8 @@ async fn encode_wit(path: &Path, config: &RegistryConfig) -> Result<Vec<u8>> {
             .with_context(|| format!("failed to parse the WIT package at `{}`", path.display()))?;
         return wit::encode_package(&resolve, id);
     }
-    let source = LocalSource::parse(path)?;
-    let roots = source.dependencies()?;
-    let deps = fetch::fetch_packages(&roots, config).await?;
+    let mut source = LocalSource::parse(path)?;
+    let deps = fetch::resolve_references(&mut source, config).await?;
     let (resolve, id) = wit::assemble(source, &deps)?;
     wit::encode_package(&resolve, id)
 }

@@ -1,0 +1,307 @@
+//! The package index behind resolution: versions and releases loaded on demand from
+//! `wkg.lock` plus the blob cache (no network) or from the registries, concurrently.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use anyhow::{Context, Result, bail};
+use futures_util::future::try_join_all;
+use semver::{Version, VersionReq};
+
+use crate::Help;
+use crate::cache::Cache;
+use crate::config::RegistryConfig;
+use crate::digest::Digest;
+use crate::lock::{LockFile, LockedPackage, LockedVersion};
+use crate::oci::Client;
+use crate::package::PackageName;
+use crate::registry::Registry;
+use crate::resolve::{self, Index, Missing, Outcome, PackageKey, Requirement, Resolution};
+use crate::shell;
+use crate::wit::{Versioned, WitPackage, WitText};
+
+/// How the index may use the network.
+#[derive(Debug, Clone, Default)]
+pub struct IndexOptions {
+    pub config: RegistryConfig,
+    pub offline: bool,
+    /// Registries the manifests name for particular packages.
+    pub registries: HashMap<PackageName, Registry>,
+}
+
+/// A release the index has loaded.
+#[derive(Debug, Clone)]
+pub struct Release {
+    pub digest: Digest,
+    pub package: WitPackage,
+    /// What the release's WIT references, as requirements.
+    pub requirements: Vec<(PackageKey, VersionReq)>,
+}
+
+pub struct RegistryIndex<'a> {
+    lock: &'a LockFile,
+    cache: Cache,
+    options: IndexOptions,
+    clients: HashMap<Registry, Client>,
+    versions: HashMap<PackageKey, Vec<Version>>,
+    releases: HashMap<(PackageKey, Version), Release>,
+}
+
+/// The requirement a WIT reference to `version` stands for: any compatible release.
+pub fn compatible(version: &Version) -> VersionReq {
+    VersionReq {
+        comparators: vec![semver::Comparator {
+            op: semver::Op::Caret,
+            major: version.major,
+            minor: Some(version.minor),
+            patch: Some(version.patch),
+            pre: version.pre.clone(),
+        }],
+    }
+}
+
+impl Index for RegistryIndex<'_> {
+    fn versions(&self, key: &PackageKey) -> Option<&[Version]> {
+        self.versions.get(key).map(Vec::as_slice)
+    }
+
+    fn dependencies(
+        &self,
+        key: &PackageKey,
+        version: &Version,
+    ) -> Option<&[(PackageKey, VersionReq)]> {
+        self.releases.get(&(key.clone(), version.clone())).map(|r| r.requirements.as_slice())
+    }
+}
+
+impl<'a> RegistryIndex<'a> {
+    pub fn new(lock: &'a LockFile, options: IndexOptions) -> Result<Self> {
+        Ok(Self {
+            lock,
+            cache: Cache::from_env()?,
+            options,
+            clients: HashMap::new(),
+            versions: HashMap::new(),
+            releases: HashMap::new(),
+        })
+    }
+
+    /// The registry of a package a release references: the manifests' choice, else the
+    /// configuration's, else the registry of the release itself.
+    pub fn registry_of(
+        &self,
+        package: &PackageName,
+        parent: Option<&Registry>,
+    ) -> Result<Registry> {
+        if let Some(registry) = self.options.registries.get(package) {
+            return Ok(registry.clone());
+        }
+        match (self.options.config.registry_for(package, None), parent) {
+            (Ok(registry), _) => Ok(registry),
+            (Err(_), Some(parent)) => Ok(parent.clone()),
+            (Err(e), None) => Err(e),
+        }
+    }
+
+    /// Resolves `roots`, loading what the resolver asks for until it has an answer.
+    pub async fn resolve(&mut self, roots: &[Requirement]) -> Result<Resolution> {
+        let locked = self.locked_versions();
+        loop {
+            match resolve::resolve(roots, self, &locked)? {
+                Outcome::Resolved(resolution) => return Ok(resolution),
+                Outcome::Need(missing) => self.load(missing).await?,
+            }
+        }
+    }
+
+    pub fn release(&self, key: &PackageKey, version: &Version) -> Option<&Release> {
+        self.releases.get(&(key.clone(), version.clone()))
+    }
+
+    /// The WIT text of a chosen release, its references moved to the chosen versions.
+    pub fn text(
+        &self,
+        resolution: &Resolution,
+        key: &PackageKey,
+        version: &Version,
+    ) -> Result<WitText> {
+        let release = self
+            .release(key, version)
+            .with_context(|| format!("`{}@{version}` was resolved but not loaded", key.name))?;
+        let chosen = |(name, referenced): &Versioned| {
+            let key = release.requirements.iter().map(|(k, _)| k).find(|k| &k.name == name)?;
+            resolution.version_for(key, &compatible(referenced)).cloned()
+        };
+        release.package.text(&chosen)
+    }
+
+    /// The lock describing `resolution`: one entry per requirement.
+    pub fn lock_for(&self, resolution: &Resolution) -> LockFile {
+        LockFile::from_packages(resolution.chosen.iter().filter_map(|((key, req), version)| {
+            let release = self.release(key, version)?;
+            Some(LockedPackage {
+                name: key.name.clone(),
+                registry: Some(key.registry.to_string()),
+                versions: vec![LockedVersion {
+                    requirement: req.parse().ok()?,
+                    version: version.clone(),
+                    digest: release.digest.clone(),
+                }],
+            })
+        }))
+    }
+
+    fn locked_versions(&self) -> BTreeMap<PackageKey, Vec<Version>> {
+        let mut locked: BTreeMap<PackageKey, Vec<Version>> = BTreeMap::new();
+        for package in self.lock.packages() {
+            let Some(registry) = package.registry.as_deref().and_then(|r| r.parse().ok()) else {
+                continue;
+            };
+            let key = PackageKey { name: package.name.clone(), registry };
+            let versions = locked.entry(key).or_default();
+            versions.extend(package.versions.iter().map(|v| v.version.clone()));
+            versions.sort();
+            versions.dedup();
+        }
+        locked
+    }
+
+    async fn load(&mut self, missing: BTreeSet<Missing>) -> Result<()> {
+        for key in missing.iter().map(|m| match m {
+            Missing::Versions(key) | Missing::Release(key, _) => key,
+        }) {
+            if !self.clients.contains_key(&key.registry) && !self.options.offline {
+                self.clients.insert(key.registry.clone(), Client::new(key.registry.clone())?);
+            }
+        }
+        let this = &*self;
+        let loaded = try_join_all(missing.iter().map(|m| this.load_one(m))).await?;
+        for item in loaded {
+            match item {
+                Loaded::Versions(key, versions) => {
+                    self.versions.insert(key, versions);
+                }
+                Loaded::Release(key, version, release) => {
+                    self.releases.insert((key, version), release);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn load_one(&self, missing: &Missing) -> Result<Loaded> {
+        match missing {
+            Missing::Versions(key) => {
+                let versions = self.list_versions(key).await.with_context(|| {
+                    format!("failed to list the versions of `{}` on `{}`", key.name, key.registry)
+                })?;
+                Ok(Loaded::Versions(key.clone(), versions))
+            }
+            Missing::Release(key, version) => {
+                let release = self.load_release(key, version).await.with_context(|| {
+                    format!("failed to fetch `{}@{version}` from `{}`", key.name, key.registry)
+                })?;
+                Ok(Loaded::Release(key.clone(), version.clone(), release))
+            }
+        }
+    }
+
+    fn client(&self, registry: &Registry) -> Result<&Client> {
+        if self.options.offline {
+            return Err(Help::error(
+                format!("`{registry}` cannot be contacted with --offline"),
+                "wkg.lock and the cache do not hold everything the manifest asks for; run the \
+                 command once without --offline (or --frozen) to fill them",
+            ));
+        }
+        self.clients.get(registry).with_context(|| format!("no client for `{registry}`"))
+    }
+
+    async fn list_versions(&self, key: &PackageKey) -> Result<Vec<Version>> {
+        let versions = self.client(&key.registry)?.versions(&key.name).await?;
+        if versions.is_empty() {
+            return Err(Help::error(
+                format!("package `{}` was not found on `{}`", key.name, key.registry),
+                format!(
+                    "check the name, or publish it first with `cargo wreg publish --wit <dir> --registry {}`",
+                    key.registry
+                ),
+            ));
+        }
+        Ok(versions)
+    }
+
+    async fn load_release(&self, key: &PackageKey, version: &Version) -> Result<Release> {
+        let registry_key = key.registry.to_string();
+        let locked = self.lock.digest_of(&key.name, &registry_key, version);
+
+        // A locked digest in the cache needs no network at all.
+        if let Some(digest) = locked
+            && let Some(bytes) = self.cache.get(digest)?
+        {
+            return self.decode(key, version, digest.clone(), &bytes);
+        }
+
+        let client = self.client(&key.registry)?;
+        let release = client.release(&key.name, version).await?;
+        let digest = release.layer.digest.clone();
+        if let Some(locked) = locked
+            && locked != &digest
+        {
+            bail!(
+                "`{}@{version}` on `{}` now has digest `{digest}`, but wkg.lock recorded `{locked}`; \
+                 the release changed after it was locked (possible tampering). If you trust the \
+                 new content, remove its entry from wkg.lock",
+                key.name,
+                key.registry
+            );
+        }
+        let bytes = match self.cache.get(&digest)? {
+            Some(bytes) => bytes,
+            None => {
+                let what = format!("{}@{version}", key.name);
+                shell::status("Fetching", &what);
+                let bar = shell::transfer_bar("Downloading", &what, release.layer.size);
+                let bytes = client.fetch_layer(&key.name, &release.layer, bar.as_ref()).await?;
+                if let Some(bar) = bar {
+                    bar.finish_and_clear();
+                }
+                self.cache.put(&digest, &bytes)?;
+                bytes.to_vec()
+            }
+        };
+        self.decode(key, version, digest, &bytes)
+    }
+
+    fn decode(
+        &self,
+        key: &PackageKey,
+        version: &Version,
+        digest: Digest,
+        bytes: &[u8],
+    ) -> Result<Release> {
+        let package = crate::wit::decode_package(bytes)
+            .with_context(|| format!("`{}@{version}` is not a usable WIT package", key.name))?;
+        if package.name != key.name || &package.version != version {
+            bail!(
+                "the release `{}@{version}` holds package `{}@{}`",
+                key.name,
+                package.name,
+                package.version
+            );
+        }
+        let requirements = package
+            .dependencies
+            .iter()
+            .map(|(name, referenced)| {
+                let registry = self.registry_of(name, Some(&key.registry))?;
+                Ok((PackageKey { name: name.clone(), registry }, compatible(referenced)))
+            })
+            .collect::<Result<_>>()?;
+        Ok(Release { digest, package, requirements })
+    }
+}
+
+enum Loaded {
+    Versions(PackageKey, Vec<Version>),
+    Release(PackageKey, Version, Release),
+}
