@@ -1,5 +1,8 @@
-//! Registry addresses as users give them (`--registry`, `CARGO_WREG_REGISTRY`), and the
-//! mapping from a package to its OCI repository on that registry.
+//! Registry addresses as users give them (`--registry`, `CARGO_WREG_REGISTRY`, configuration
+//! files), and the mapping from a package to its OCI repository on that registry.
+//!
+//! The same type names both a Wasm package registry (`wasi.dev`, which discovery may send
+//! elsewhere) and the OCI registry that actually holds the artifacts (`ghcr.io/webassembly`).
 
 use std::fmt;
 use std::str::FromStr;
@@ -33,6 +36,41 @@ impl Registry {
     /// The base URL of the registry's API, such as `https://ghcr.io`.
     pub fn base_url(&self) -> String {
         format!("{}://{}", self.scheme(), self.host)
+    }
+
+    /// Whether the registry is reached over plain HTTP.
+    pub fn is_insecure(&self) -> bool {
+        self.insecure
+    }
+
+    /// The repository path prefix, such as `webassembly` in `ghcr.io/webassembly`.
+    pub fn prefix(&self) -> Option<&str> {
+        self.prefix.as_deref()
+    }
+
+    /// The same registry over HTTP (`true`) or HTTPS (`false`).
+    pub fn with_insecure(mut self, insecure: bool) -> Self {
+        self.insecure = insecure;
+        self
+    }
+
+    /// The OCI registry `host` with packages under `prefix`, as registry metadata describes
+    /// it. A prefix is a path (`webassembly/`); surrounding slashes do not matter. Without
+    /// `insecure`, the loopback rule picks the scheme.
+    pub fn located(host: &str, prefix: Option<&str>, insecure: Option<bool>) -> Result<Self> {
+        let prefix = prefix.map(|p| p.trim_matches('/')).filter(|p| !p.is_empty());
+        let address = match prefix {
+            Some(prefix) => format!("{host}/{prefix}"),
+            None => host.to_string(),
+        };
+        if address.contains("://") {
+            bail!("invalid registry host `{host}`: expected `host[:port]` without a scheme");
+        }
+        let registry: Self = address.parse()?;
+        Ok(match insecure {
+            Some(insecure) => registry.with_insecure(insecure),
+            None => registry,
+        })
     }
 
     /// The repository holding `package`: `prefix/ns/name`.
@@ -133,6 +171,19 @@ mod tests {
             assert_eq!(reg(s).to_string(), s);
             assert_eq!(reg(&reg(s).to_string()), reg(s));
         }
+    }
+
+    #[test]
+    fn located_registries_join_host_and_prefix() {
+        let wasi: PackageName = "wasi:http".parse().unwrap();
+        let ghcr = Registry::located("ghcr.io", Some("webassembly/"), None).unwrap();
+        assert_eq!(ghcr.repository(&wasi), "webassembly/wasi/http");
+        assert_eq!(ghcr.base_url(), "https://ghcr.io");
+        let plain = Registry::located("registry.lan:5000", Some(""), Some(true)).unwrap();
+        assert_eq!((plain.base_url().as_str(), plain.prefix()), ("http://registry.lan:5000", None));
+        assert_eq!(Registry::located("localhost:5000", None, None).unwrap().scheme(), "http");
+        assert!(Registry::located("a b", None, None).is_err());
+        assert!(Registry::located("https://ghcr.io", None, None).is_err());
     }
 
     #[test]

@@ -22,10 +22,10 @@ pub struct PublishArgs {
 }
 
 pub async fn run(args: PublishArgs) -> Result<()> {
-    let config = args.cargo.project.registry.config();
     if let Some(path) = &args.wit {
+        let config = args.cargo.project.registry.config()?;
         return publish::publish_wit(path, &config, args.dry_run).await;
     }
     let workspace = args.cargo.project.workspace()?;
-    publish::publish_component(&workspace, &args.cargo.options(), args.dry_run).await
+    publish::publish_component(&workspace, &args.cargo.options(&workspace)?, args.dry_run).await
 }

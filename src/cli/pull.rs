@@ -39,5 +39,5 @@ pub async fn run(args: PullArgs) -> Result<()> {
             })?),
             (None, None) => bail!("name a release: `{name}@<version>` or `--digest sha256:...`"),
         };
-    pull::pull(&package, &selector, &args.registry.config(), &args.output).await
+    pull::pull(&package, &selector, &args.registry.config()?, &args.output).await
 }

@@ -1,18 +1,28 @@
 //! An async client for the OCI distribution API, limited to what Wasm packages need: listing
-//! version tags, reading manifests and blobs, and pushing an artifact with monolithic uploads.
+//! version tags, reading manifests and blobs, and pushing an artifact.
+//!
+//! A client stands for one registry as the user named it. Before its first request it finds
+//! out where that registry keeps its packages (discovery) and answers authentication
+//! challenges as they come; uploads are monolithic, or chunked for large blobs and registries
+//! that refuse big bodies, and blobs the registry already holds in another repository are
+//! mounted rather than sent again.
 
-use std::collections::BTreeMap;
-use std::time::Duration;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result, anyhow, bail};
 use bytes::Bytes;
 use indicatif::ProgressBar;
-use reqwest::header::{self, HeaderMap};
-use reqwest::{RequestBuilder, Response, StatusCode, Url};
+use reqwest::header::{self, HeaderMap, HeaderName};
+use reqwest::{Method, Response, StatusCode, Url};
 use semver::Version;
 use serde::Deserialize;
+use tokio::sync::OnceCell;
 
+use super::auth::{Credentials, Scope, Session};
+use super::discovery;
 use super::layout::{self, Artifact, Descriptor, ImageManifest};
+use super::transport::{self, Request, header_str};
 use crate::Help;
 use crate::digest::Digest;
 use crate::package::PackageName;
@@ -30,13 +40,59 @@ const TAG_PAGE_LIMIT: u64 = 16 << 20;
 const ERROR_BODY_LIMIT: u64 = 64 << 10;
 /// Guards against a registry whose `Link` headers go round in circles.
 const MAX_TAG_PAGES: usize = 1000;
+/// Blobs up to this size go in one `PUT`; larger ones in `PATCH` chunks of this size.
+pub const DEFAULT_CHUNK_SIZE: u64 = 16 << 20;
+const CHUNK_MIN_LENGTH: HeaderName = HeaderName::from_static("oci-chunk-min-length");
+const CONTENT_DIGEST: HeaderName = HeaderName::from_static("docker-content-digest");
 
-/// A connection to one registry.
+/// How to reach a registry, beyond its address.
 #[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Where the registry keeps its packages, when the configuration says so; otherwise
+    /// discovery finds out.
+    pub location: Option<Registry>,
+    /// `Some(true)` for plain HTTP, `Some(false)` for HTTPS (the `protocol` setting);
+    /// otherwise the address decides.
+    pub insecure: Option<bool>,
+    /// Credentials from the configuration or the environment. Without them, Docker's config
+    /// and credential helpers are asked when the registry first wants credentials.
+    pub credentials: Option<Credentials>,
+    /// Blobs larger than this are uploaded in chunks of this size.
+    pub chunk_size: u64,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self { location: None, insecure: None, credentials: None, chunk_size: DEFAULT_CHUNK_SIZE }
+    }
+}
+
+/// A connection to one registry; cheap to clone, clones share discovery and tokens.
+#[derive(Clone)]
 pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     registry: Registry,
-    base: Url,
+    options: ClientOptions,
     http: reqwest::Client,
+    remote: OnceCell<Remote>,
+    /// Blobs known to be in some repository of this registry, for cross-repository mounts.
+    seen: Mutex<HashMap<Digest, String>>,
+}
+
+/// The registry as found: its OCI location and the authentication state with it.
+struct Remote {
+    location: Registry,
+    base: Url,
+    session: Session,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("registry", &self.inner.registry).finish_non_exhaustive()
+    }
 }
 
 /// A published version of a package, as its manifest describes it.
@@ -67,29 +123,63 @@ struct OciError {
     message: String,
 }
 
+/// How an upload began.
+enum Started {
+    /// The registry mounted the blob from another repository; nothing to send.
+    Mounted,
+    /// Send the blob to `url`, in chunks of at least `min_chunk` bytes if chunked.
+    Upload { url: Url, min_chunk: u64 },
+}
+
 impl Client {
+    /// A client with the default options: discovery, and Docker's credentials on demand.
     pub fn new(registry: Registry) -> Result<Self> {
-        let base = Url::parse(&registry.base_url())
-            .with_context(|| format!("invalid registry URL `{}`", registry.base_url()))?;
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("cargo-wreg/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(10))
-            .read_timeout(Duration::from_secs(60))
-            .redirect(reqwest::redirect::Policy::limited(10))
-            .build()
-            .context("failed to set up the HTTP client")?;
-        Ok(Self { registry, base, http })
+        Self::with_options(registry, ClientOptions::default())
     }
 
+    pub fn with_options(registry: Registry, options: ClientOptions) -> Result<Self> {
+        Url::parse(&registry.base_url())
+            .with_context(|| format!("invalid registry URL `{}`", registry.base_url()))?;
+        let inner = Inner {
+            registry,
+            options,
+            http: transport::http_client()?,
+            remote: OnceCell::new(),
+            seen: Mutex::new(HashMap::new()),
+        };
+        Ok(Self { inner: Arc::new(inner) })
+    }
+
+    /// The registry as the user named it.
     pub fn registry(&self) -> &Registry {
-        &self.registry
+        &self.inner.registry
+    }
+
+    /// Where the registry keeps its packages: itself, or what its metadata names.
+    pub async fn location(&self) -> Result<Registry> {
+        let remote = self.remote().await.with_context(|| {
+            format!("failed to find where `{}` keeps its packages", self.registry())
+        })?;
+        Ok(remote.location.clone())
+    }
+
+    /// Checks that the registry accepts us, as `GET /v2/` with authentication does.
+    pub async fn check_access(&self) -> Result<()> {
+        let check = async {
+            let remote = self.remote().await?;
+            let url = remote.base.join("/v2/").context("invalid registry URL")?;
+            let scope = Scope::default();
+            let response = self.call(Request::new(Method::GET, url), &scope).await?;
+            self.check(response, &scope).await.map(drop)
+        };
+        check.await.with_context(|| format!("failed to log in to `{}`", self.registry()))
     }
 
     /// All semver tags of the package's repository, sorted ascending; other tags are ignored.
     /// A repository the registry does not know gives an empty list.
     pub async fn versions(&self, package: &PackageName) -> Result<Vec<Version>> {
         self.list_versions(package).await.with_context(|| {
-            format!("failed to list versions of `{package}` on `{}`", self.registry)
+            format!("failed to list versions of `{package}` on `{}`", self.registry())
         })
     }
 
@@ -102,7 +192,7 @@ impl Client {
         fetch.await.with_context(|| {
             format!(
                 "failed to fetch the manifest of `{package}@{version}` from `{}`",
-                self.registry
+                self.registry()
             )
         })
     }
@@ -122,29 +212,32 @@ impl Client {
             release(manifest, actual, version)
         };
         fetch.await.with_context(|| {
-            format!("failed to fetch manifest `{digest}` of `{package}` from `{}`", self.registry)
+            format!("failed to fetch manifest `{digest}` of `{package}` from `{}`", self.registry())
         })
     }
 
     /// Whether a manifest is tagged `version`.
     pub async fn exists(&self, package: &PackageName, version: &Version) -> Result<bool> {
         let check = async {
-            let url = self.url(package, &format!("manifests/{version}"))?;
-            let response =
-                self.send(self.http.head(url).header(header::ACCEPT, MANIFEST_ACCEPT)).await?;
+            let (url, scope) =
+                self.endpoint(package, &format!("manifests/{version}"), false).await?;
+            let request =
+                Request::new(Method::HEAD, url).header(header::ACCEPT, MANIFEST_ACCEPT)?;
+            let response = self.call(request, &scope).await?;
             match response.status() {
                 StatusCode::NOT_FOUND => Ok(false),
                 status if status.is_success() => Ok(true),
-                status => Err(status_error(status, &[])),
+                status => Err(self.status_error(status, &[], &scope)),
             }
         };
         check.await.with_context(|| {
-            format!("failed to check for `{package}@{version}` on `{}`", self.registry)
+            format!("failed to check for `{package}@{version}` on `{}`", self.registry())
         })
     }
 
     /// Downloads the blob `layer` describes, advancing `progress` by the bytes received, and
-    /// checks its size and digest before handing it out.
+    /// checks its size and digest before handing it out. Redirects to storage elsewhere (S3,
+    /// GCS) are followed; credentials are not sent there.
     pub async fn fetch_layer(
         &self,
         package: &PackageName,
@@ -152,19 +245,27 @@ impl Client {
         progress: Option<&ProgressBar>,
     ) -> Result<Bytes> {
         let fetch = async {
-            let url = self.url(package, &format!("blobs/{}", layer.digest))?;
-            let response = check_status(self.send(self.http.get(url)).await?).await?;
-            let body = read_body(response, layer.size, progress).await?;
+            let (url, scope) =
+                self.endpoint(package, &format!("blobs/{}", layer.digest), false).await?;
+            let response = self.call(Request::new(Method::GET, url).streaming(), &scope).await?;
+            let response = self.check(response, &scope).await?;
+            if let Some(claimed) = content_digest(response.headers()).filter(|d| d != &layer.digest)
+            {
+                bail!("the registry says the blob is `{claimed}`, expected `{}`", layer.digest);
+            }
+            let body = transport::read_body(response, layer.size, progress).await?;
             if body.len() as u64 != layer.size {
                 bail!("received {} bytes, the manifest says {}", body.len(), layer.size);
             }
             layer.digest.verify(&body)?;
+            self.remember(&layer.digest, &scope);
             Ok(Bytes::from(body))
         };
         fetch.await.with_context(|| {
             format!(
                 "failed to fetch blob `{}` of `{package}` from `{}`",
-                layer.digest, self.registry
+                layer.digest,
+                self.registry()
             )
         })
     }
@@ -185,27 +286,29 @@ impl Client {
             self.push_blob(package, artifact.config_desc(), artifact.config()).await?;
             self.push_manifest(package, version, artifact).await
         };
-        push.await
-            .with_context(|| format!("failed to push `{package}@{version}` to `{}`", self.registry))
+        push.await.with_context(|| {
+            format!("failed to push `{package}@{version}` to `{}`", self.registry())
+        })
     }
 
     async fn list_versions(&self, package: &PackageName) -> Result<Vec<Version>> {
+        let (first, scope) = self.endpoint(package, "tags/list", false).await?;
         let mut versions = Vec::new();
-        let mut next = Some(self.url(package, "tags/list")?);
+        let mut next = Some(first);
         let mut pages = 0;
         while let Some(url) = next.take() {
             pages += 1;
             if pages > MAX_TAG_PAGES {
                 bail!("the tag list did not end after {MAX_TAG_PAGES} pages");
             }
-            let response = self.send(self.http.get(url.clone())).await?;
+            let response = self.call(Request::new(Method::GET, url.clone()), &scope).await?;
             if response.status() == StatusCode::NOT_FOUND && pages == 1 {
                 // A web server that is not a registry answers 404 too; don't take that for
                 // a missing package.
                 self.read_json(response, ERROR_BODY_LIMIT, "an OCI tag list").await?;
                 return Ok(Vec::new());
             }
-            let response = check_status(response).await?;
+            let response = self.check(response, &scope).await?;
             next = next_page(&url, response.headers())?;
             let body = self.read_json(response, TAG_PAGE_LIMIT, "an OCI tag list").await?;
             let list: TagList = serde_json::from_slice(&body).context("invalid tag list")?;
@@ -221,9 +324,9 @@ impl Client {
         package: &PackageName,
         reference: &str,
     ) -> Result<(ImageManifest, Digest)> {
-        let url = self.url(package, &format!("manifests/{reference}"))?;
-        let request = self.http.get(url).header(header::ACCEPT, MANIFEST_ACCEPT);
-        let response = check_status(self.send(request).await?).await?;
+        let (url, scope) = self.endpoint(package, &format!("manifests/{reference}"), false).await?;
+        let request = Request::new(Method::GET, url).header(header::ACCEPT, MANIFEST_ACCEPT)?;
+        let response = self.check(self.call(request, &scope).await?, &scope).await?;
         let claimed = content_digest(response.headers());
         let content_type = header_str(response.headers(), header::CONTENT_TYPE);
         let body = self.read_json(response, MANIFEST_LIMIT, "an OCI manifest").await?;
@@ -241,34 +344,126 @@ impl Client {
         bytes: &Bytes,
     ) -> Result<()> {
         let digest = &blob.digest;
-        let url = self.url(package, &format!("blobs/{digest}"))?;
-        let response = self.send(self.http.head(url)).await?;
+        let (url, scope) = self.endpoint(package, &format!("blobs/{digest}"), true).await?;
+        let response = self.call(Request::new(Method::HEAD, url), &scope).await?;
         match response.status() {
             status if status.is_success() => {
-                tracing::debug!("blob {digest} is already on {}", self.registry);
+                tracing::debug!("blob {digest} is already on {}", self.registry());
+                self.remember(digest, &scope);
                 return Ok(());
             }
             StatusCode::NOT_FOUND => {}
-            status => return Err(status_error(status, &[])),
+            status => return Err(self.status_error(status, &[], &scope)),
         }
 
-        // TODO: chunked upload; registries that cap monolithic PUT size reject large layers.
-        let start = self.url(package, "blobs/uploads/")?;
-        let request = self.http.post(start.clone()).header(header::CONTENT_LENGTH, 0);
-        let response = check_status(self.send(request).await?)
-            .await
-            .with_context(|| format!("failed to start the upload of blob `{digest}`"))?;
-        let target = upload_url(&start, response.headers(), digest)?;
-
-        let request = self
-            .http
-            .put(target)
-            .header(header::CONTENT_TYPE, "application/octet-stream")
-            .body(bytes.clone());
-        check_status(self.send(request).await?)
-            .await
-            .with_context(|| format!("failed to upload blob `{digest}`"))?;
+        let upload = async {
+            let (url, min_chunk) = match self.start_upload(package, digest, true).await? {
+                Started::Mounted => return Ok(()),
+                Started::Upload { url, min_chunk } => (url, min_chunk),
+            };
+            if bytes.len() as u64 > self.inner.options.chunk_size {
+                return self.upload_chunked(url, min_chunk, digest, bytes, &scope).await;
+            }
+            if self.upload_monolithic(url, digest, bytes, &scope).await? {
+                return Ok(());
+            }
+            // The registry refused the body as too large: chunks it is, in a fresh session.
+            tracing::debug!("monolithic upload of {digest} refused as too large; chunking");
+            match self.start_upload(package, digest, false).await? {
+                Started::Upload { url, min_chunk } => {
+                    self.upload_chunked(url, min_chunk, digest, bytes, &scope).await
+                }
+                Started::Mounted => Ok(()),
+            }
+        };
+        upload.await.with_context(|| format!("failed to upload blob `{digest}`"))?;
+        self.remember(digest, &scope);
         Ok(())
+    }
+
+    /// Opens an upload session, asking for a mount when the blob is known to be in another
+    /// repository of this registry.
+    async fn start_upload(
+        &self,
+        package: &PackageName,
+        digest: &Digest,
+        mount: bool,
+    ) -> Result<Started> {
+        let (start, mut scope) = self.endpoint(package, "blobs/uploads/", true).await?;
+        let mut url = start.clone();
+        let from =
+            self.known_repository(digest).filter(|from| Some(from) != scope.repository.as_ref());
+        if let Some(from) = from.filter(|_| mount) {
+            url.query_pairs_mut().append_pair("mount", digest.as_str()).append_pair("from", &from);
+            scope.mount_from = Some(from);
+        }
+        let response = self.call(Request::new(Method::POST, url), &scope).await?;
+        if response.status() == StatusCode::CREATED && scope.mount_from.is_some() {
+            tracing::debug!(
+                "mounted blob {digest} from {}",
+                scope.mount_from.as_deref().unwrap_or_default()
+            );
+            return Ok(Started::Mounted);
+        }
+        let response = self.check(response, &scope).await.context("failed to start the upload")?;
+        let url = location(&start, response.headers())?;
+        let min_chunk = header_str(response.headers(), CHUNK_MIN_LENGTH)
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        Ok(Started::Upload { url, min_chunk })
+    }
+
+    /// Sends the blob in one `PUT`. Returns false when the registry refuses it as too large.
+    async fn upload_monolithic(
+        &self,
+        url: Url,
+        digest: &Digest,
+        bytes: &Bytes,
+        scope: &Scope,
+    ) -> Result<bool> {
+        let request = Request::new(Method::PUT, with_digest(url, digest))
+            .header(header::CONTENT_TYPE, "application/octet-stream")?
+            .body(bytes.clone())
+            .streaming();
+        let response = self.call(request, scope).await?;
+        if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return Ok(false);
+        }
+        let response = self.check(response, scope).await?;
+        check_stored_digest(response.headers(), digest)?;
+        Ok(true)
+    }
+
+    /// Sends the blob in `PATCH` chunks, each following the `Location` the last one returned,
+    /// then closes the session with a `PUT`.
+    async fn upload_chunked(
+        &self,
+        mut url: Url,
+        min_chunk: u64,
+        digest: &Digest,
+        bytes: &Bytes,
+        scope: &Scope,
+    ) -> Result<()> {
+        let size = self.inner.options.chunk_size.max(min_chunk).max(1) as usize;
+        let mut offset = 0;
+        while offset < bytes.len() {
+            let end = (offset + size).min(bytes.len());
+            let request = Request::new(Method::PATCH, url.clone())
+                .header(header::CONTENT_TYPE, "application/octet-stream")?
+                .header(header::CONTENT_RANGE, &format!("{offset}-{}", end - 1))?
+                .body(bytes.slice(offset..end))
+                .streaming();
+            let response = self.call(request, scope).await?;
+            let response = self.check(response, scope).await.with_context(|| {
+                format!("failed to upload bytes {offset}-{} of {}", end - 1, bytes.len())
+            })?;
+            url = location(&url, response.headers())?;
+            offset = end;
+        }
+        let response =
+            self.call(Request::new(Method::PUT, with_digest(url, digest)), scope).await?;
+        let response = self.check(response, scope).await.context("failed to close the upload")?;
+        check_stored_digest(response.headers(), digest)
     }
 
     async fn push_manifest(
@@ -277,15 +472,13 @@ impl Client {
         version: &Version,
         artifact: &Artifact,
     ) -> Result<Digest> {
-        let url = self.url(package, &format!("manifests/{version}"))?;
-        let request = self
-            .http
-            .put(url)
-            .header(header::CONTENT_TYPE, layout::MANIFEST_MEDIA_TYPE)
+        let (url, scope) = self.endpoint(package, &format!("manifests/{version}"), true).await?;
+        let request = Request::new(Method::PUT, url)
+            .header(header::CONTENT_TYPE, layout::MANIFEST_MEDIA_TYPE)?
             .body(artifact.manifest().clone());
-        let response = check_status(self.send(request).await?)
-            .await
-            .context("failed to upload the manifest")?;
+        let response = self.call(request, &scope).await?;
+        let response =
+            self.check(response, &scope).await.context("failed to upload the manifest")?;
         let ours = artifact.manifest_digest();
         if let Some(theirs) = content_digest(response.headers()).filter(|d| d != ours) {
             bail!("the registry stored the manifest as `{theirs}`, but it hashes to `{ours}`");
@@ -293,43 +486,144 @@ impl Client {
         Ok(ours.clone())
     }
 
-    fn url(&self, package: &PackageName, tail: &str) -> Result<Url> {
-        let path = format!("/v2/{}/{tail}", self.registry.repository(package));
-        self.base.join(&path).with_context(|| format!("invalid registry URL path `{path}`"))
+    /// Discovers the registry's location once.
+    async fn remote(&self) -> Result<&Remote> {
+        self.inner.remote.get_or_try_init(|| self.find_remote()).await
     }
 
-    async fn send(&self, request: RequestBuilder) -> Result<Response> {
-        let (client, request) = request.build_split();
-        let request = request.context("failed to build the HTTP request")?;
-        let (method, url) = (request.method().clone(), request.url().clone());
-        tracing::debug!("{method} {url}");
-        client.execute(request).await.map_err(|err| {
-            let host = self.registry.host();
-            let reason = if err.is_connect() {
-                format!("could not connect to `{host}`; is the registry running and reachable?")
-            } else if err.is_timeout() {
-                format!("`{host}` did not answer in time")
-            } else {
-                format!("{method} {url} failed")
-            };
-            anyhow::Error::new(err).context(reason)
-        })
+    async fn find_remote(&self) -> Result<Remote> {
+        let options = &self.inner.options;
+        let location = match &options.location {
+            Some(location) => location.clone(),
+            None => {
+                discovery::discover(&self.inner.http, self.registry(), options.insecure).await?
+            }
+        };
+        let base = Url::parse(&location.base_url())
+            .with_context(|| format!("invalid registry URL `{}`", location.base_url()))?;
+        let session = Session::new(location.host(), options.credentials.clone());
+        Ok(Remote { location, base, session })
+    }
+
+    /// The URL of `/v2/<repository>/<tail>` and the access it needs.
+    async fn endpoint(
+        &self,
+        package: &PackageName,
+        tail: &str,
+        push: bool,
+    ) -> Result<(Url, Scope)> {
+        let remote = self.remote().await?;
+        let repository = remote.location.repository(package);
+        let path = format!("/v2/{repository}/{tail}");
+        let url = remote
+            .base
+            .join(&path)
+            .with_context(|| format!("invalid registry URL path `{path}`"))?;
+        let scope = if push { Scope::push(&repository) } else { Scope::pull(&repository) };
+        Ok((url, scope))
+    }
+
+    /// Sends `request`, answering one authentication challenge on the way.
+    async fn call(&self, request: Request, scope: &Scope) -> Result<Response> {
+        let remote = self.remote().await?;
+        let mut answered = false;
+        loop {
+            let auth = remote.session.authorization(scope);
+            let response = transport::send(&self.inner.http, &request, auth.as_ref()).await?;
+            if response.status() != StatusCode::UNAUTHORIZED || answered {
+                return Ok(response);
+            }
+            answered = true;
+            if !remote.session.answer(&self.inner.http, response.headers(), scope).await? {
+                return Ok(response);
+            }
+        }
+    }
+
+    /// Passes a successful response through and turns any other into an error with the status
+    /// and the registry's own explanation.
+    async fn check(&self, response: Response, scope: &Scope) -> Result<Response> {
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let body = transport::read_body(response, ERROR_BODY_LIMIT, None).await.unwrap_or_default();
+        Err(self.status_error(status, &body, scope))
+    }
+
+    fn status_error(&self, status: StatusCode, body: &[u8], scope: &Scope) -> anyhow::Error {
+        let mut message = format!("the registry answered {status}");
+        if let Ok(oci) = serde_json::from_slice::<OciErrors>(body) {
+            for error in oci.errors {
+                message.push_str(&format!(": {} {}", error.code, error.message));
+            }
+        }
+        let Some(remote) = self.inner.remote.get() else { return anyhow!(message) };
+        let host = remote.location.host();
+        let credentials = remote.session.known_credentials();
+        match (status, credentials) {
+            (StatusCode::UNAUTHORIZED, None) => remote.session.missing_credentials(&message),
+            (StatusCode::UNAUTHORIZED, Some(credentials)) => Help::error(
+                format!("{message}; `{host}` rejected {}", credentials.describe()),
+                format!(
+                    "check the user name and the password or token (an expired token must be \
+                     renewed); `cargo wreg login {host}` stores new credentials"
+                ),
+            ),
+            (StatusCode::FORBIDDEN, _) => forbidden(&message, host, credentials, scope),
+            _ => anyhow!(message),
+        }
     }
 
     /// Reads a body that should be JSON, turning an HTML page into an error saying so: that is
     /// what a web server that is not a registry answers.
     async fn read_json(&self, response: Response, limit: u64, expected: &str) -> Result<Vec<u8>> {
-        let html = header_str(response.headers(), header::CONTENT_TYPE)
-            .is_some_and(|ct| ct.starts_with("text/html"));
-        let body = read_body(response, limit, None).await?;
-        if html || body.trim_ascii_start().starts_with(b"<") {
-            bail!(
-                "the registry answered with HTML, not {expected}; is `{}` an OCI registry?",
-                self.base.as_str().trim_end_matches('/')
-            );
+        let headers = response.headers().clone();
+        let body = transport::read_body(response, limit, None).await?;
+        if transport::is_html(&headers, &body) {
+            let base = match self.inner.remote.get() {
+                Some(remote) => remote.location.base_url(),
+                None => self.registry().base_url(),
+            };
+            bail!("the registry answered with HTML, not {expected}; is `{base}` an OCI registry?");
         }
         Ok(body)
     }
+
+    fn remember(&self, digest: &Digest, scope: &Scope) {
+        if let (Ok(mut seen), Some(repository)) = (self.inner.seen.lock(), &scope.repository) {
+            seen.insert(digest.clone(), repository.clone());
+        }
+    }
+
+    fn known_repository(&self, digest: &Digest) -> Option<String> {
+        self.inner.seen.lock().ok()?.get(digest).cloned()
+    }
+}
+
+fn forbidden(
+    message: &str,
+    host: &str,
+    credentials: Option<&Credentials>,
+    scope: &Scope,
+) -> anyhow::Error {
+    let who = credentials.map_or("anonymous access".to_string(), Credentials::describe);
+    let repository = scope.repository.as_deref().unwrap_or("the registry");
+    let (what, help) = if scope.push {
+        (
+            "pushing to",
+            format!(
+                "the account needs write (push) access to `{repository}` on `{host}`; grant it, \
+                 or log in as an account that has it with `cargo wreg login {host}`"
+            ),
+        )
+    } else {
+        ("reading", format!("check that the account may read `{repository}` on `{host}`"))
+    };
+    Help::error(
+        format!("{message}; `{host}` does not allow {what} `{repository}` with {who}"),
+        help,
+    )
 }
 
 fn release(manifest: ImageManifest, digest: Digest, version: Option<Version>) -> Result<Release> {
@@ -337,63 +631,19 @@ fn release(manifest: ImageManifest, digest: Digest, version: Option<Version>) ->
     Ok(Release { version, manifest_digest: digest, layer, annotations: manifest.annotations })
 }
 
-/// Passes a successful response through and turns any other into an error with the status
-/// and the registry's own explanation.
-async fn check_status(response: Response) -> Result<Response> {
-    let status = response.status();
-    if status.is_success() {
-        return Ok(response);
-    }
-    let body = read_body(response, ERROR_BODY_LIMIT, None).await.unwrap_or_default();
-    Err(status_error(status, &body))
-}
-
-fn status_error(status: StatusCode, body: &[u8]) -> anyhow::Error {
-    let mut message = format!("the registry answered {status}");
-    if let Ok(oci) = serde_json::from_slice::<OciErrors>(body) {
-        for error in oci.errors {
-            message.push_str(&format!(": {} {}", error.code, error.message));
-        }
-    }
-    if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
-        message.push_str("; the registry requires authentication, which is not configured");
-        let help =
-            "cargo-wreg cannot log in to registries yet; use one that allows anonymous access";
-        return Help::error(message, help);
-    }
-    anyhow!(message)
-}
-
-/// Reads the whole body, refusing more than `limit` bytes.
-async fn read_body(
-    mut response: Response,
-    limit: u64,
-    progress: Option<&ProgressBar>,
-) -> Result<Vec<u8>> {
-    let too_long = || anyhow!("the response is longer than the expected {limit} bytes");
-    if response.content_length().is_some_and(|len| len > limit) {
-        return Err(too_long());
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.context("the connection broke mid-response")? {
-        if (body.len() + chunk.len()) as u64 > limit {
-            return Err(too_long());
-        }
-        body.extend_from_slice(&chunk);
-        if let Some(progress) = progress {
-            progress.inc(chunk.len() as u64);
-        }
-    }
-    Ok(body)
-}
-
-fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<String> {
-    headers.get(name)?.to_str().ok().map(str::to_string)
-}
-
 /// The `Docker-Content-Digest` header, when it holds a sha256 digest we can compare.
 fn content_digest(headers: &HeaderMap) -> Option<Digest> {
-    header_str(headers, header::HeaderName::from_static("docker-content-digest"))?.parse().ok()
+    header_str(headers, CONTENT_DIGEST)?.parse().ok()
+}
+
+/// An upload that completed must be stored under the digest we sent.
+fn check_stored_digest(headers: &HeaderMap, digest: &Digest) -> Result<()> {
+    match content_digest(headers) {
+        Some(stored) if &stored != digest => {
+            bail!("the registry stored the blob as `{stored}`, but it hashes to `{digest}`")
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The next page of a tag list, from a `Link: <url>; rel="next"` header.
@@ -415,15 +665,17 @@ fn next_page(current: &Url, headers: &HeaderMap) -> Result<Option<Url>> {
     Ok(None)
 }
 
-/// Where to `PUT` a monolithic upload: the `Location` the registry gave, relative or absolute,
-/// with `digest` added to whatever query it already carries.
-fn upload_url(start: &Url, headers: &HeaderMap, digest: &Digest) -> Result<Url> {
+/// The `Location` of an upload session, relative or absolute.
+fn location(current: &Url, headers: &HeaderMap) -> Result<Url> {
     let location = header_str(headers, header::LOCATION)
         .context("the registry did not say where to upload (no Location header)")?;
-    let mut url =
-        start.join(&location).with_context(|| format!("invalid Location `{location}`"))?;
+    current.join(&location).with_context(|| format!("invalid Location `{location}`"))
+}
+
+/// `url` with `digest` added to whatever query it already carries, to close an upload.
+fn with_digest(mut url: Url, digest: &Digest) -> Url {
     url.query_pairs_mut().append_pair("digest", digest.as_str());
-    Ok(url)
+    url
 }
 
 #[cfg(test)]
@@ -492,7 +744,9 @@ mod tests {
 
     #[tokio::test]
     async fn layers_that_do_not_match_their_digest_are_rejected() {
-        let client = serve(Router::new().fallback(async || "evil")).await;
+        // Only the API answers garbage: a `.well-known` document that is not JSON is an error
+        // of its own.
+        let client = serve(Router::new().route("/v2/{*path}", get(async || "evil"))).await;
         let layer = Descriptor::of(layout::LAYER_MEDIA_TYPE, b"good");
         let err = format!("{:#}", client.fetch_layer(&text(), &layer, None).await.unwrap_err());
         assert!(err.starts_with("failed to fetch blob `sha256:"), "{err}");
@@ -607,5 +861,179 @@ mod tests {
         let progress = ProgressBar::hidden();
         let layer = client.fetch_layer(&text(), &release.layer, Some(&progress)).await.unwrap();
         assert_eq!((layer.as_ref(), progress.position()), (wasm.as_slice(), wasm.len() as u64));
+    }
+
+    mod against_real_behaviours {
+        use super::super::super::auth::Secret;
+        use super::super::super::fake::{Auth, Behaviour, Fake, PASSWORD, USER};
+        use super::*;
+
+        fn artifact() -> Artifact {
+            let wasm = super::super::super::layout::tests::wit_package();
+            let notes = BTreeMap::from([(layout::VERSION.to_string(), "1.0.0".to_string())]);
+            Artifact::new(&wasm, "text.wasm", notes).unwrap()
+        }
+
+        fn client(address: &str, password: Option<&str>, chunk_size: u64) -> Client {
+            let credentials = password.map(|p| Credentials::basic(USER, Secret::new(p), "`test`"));
+            let options = ClientOptions { credentials, chunk_size, ..ClientOptions::default() };
+            Client::with_options(address.parse().unwrap(), options).unwrap()
+        }
+
+        async fn start(behaviour: Behaviour) -> (Fake, String) {
+            Fake::start(behaviour).await
+        }
+
+        #[tokio::test]
+        async fn bearer_tokens_are_anonymous_for_pulls_and_authenticated_for_pushes() {
+            let (fake, address) =
+                start(Behaviour { auth: Auth::Bearer, ..Behaviour::default() }).await;
+            let artifact = artifact();
+            let anonymous = client(&address, None, DEFAULT_CHUNK_SIZE);
+            let err =
+                format!("{:#}", anonymous.push(&text(), &v("1.0.0"), &artifact).await.unwrap_err());
+            assert!(err.contains("requires authentication, which is not configured"), "{err}");
+
+            let pusher = client(&address, Some(PASSWORD), DEFAULT_CHUNK_SIZE);
+            pusher.push(&text(), &v("1.0.0"), &artifact).await.unwrap();
+            let tokens = fake.count("GET /token");
+            let release = anonymous.release(&text(), &v("1.0.0")).await.unwrap();
+            anonymous.fetch_layer(&text(), &release.layer, None).await.unwrap();
+            assert_eq!(fake.count("GET /token"), tokens, "the anonymous token is reused");
+            assert!(fake.log().iter().all(|line| !line.contains(PASSWORD)));
+        }
+
+        #[tokio::test]
+        async fn expired_tokens_are_renewed() {
+            let (fake, address) =
+                start(Behaviour { auth: Auth::Bearer, ..Behaviour::default() }).await;
+            let pusher = client(&address, Some(PASSWORD), DEFAULT_CHUNK_SIZE);
+            pusher.push(&text(), &v("1.0.0"), &artifact()).await.unwrap();
+            let tokens = fake.count("GET /token");
+            fake.expire_tokens();
+            assert!(pusher.exists(&text(), &v("1.0.0")).await.unwrap());
+            assert_eq!(fake.count("GET /token"), tokens + 1);
+        }
+
+        #[tokio::test]
+        async fn wrong_passwords_are_named_without_the_password() {
+            let (_, address) = start(Behaviour { auth: Auth::Basic, ..Behaviour::default() }).await;
+            client(&address, Some(PASSWORD), DEFAULT_CHUNK_SIZE)
+                .push(&text(), &v("1.0.0"), &artifact())
+                .await
+                .unwrap();
+            let wrong = client(&address, Some("wrong-password"), DEFAULT_CHUNK_SIZE);
+            let err = format!("{:#}", wrong.versions(&text()).await.unwrap_err());
+            assert!(err.contains("rejected the credentials of `user` from `test`"), "{err}");
+            assert!(!err.contains("wrong-password"), "{err}");
+            let (_, bearer) = start(Behaviour { auth: Auth::Bearer, ..Behaviour::default() }).await;
+            let wrong = client(&bearer, Some("wrong-password"), DEFAULT_CHUNK_SIZE);
+            let err =
+                format!("{:#}", wrong.push(&text(), &v("1.0.0"), &artifact()).await.unwrap_err());
+            assert!(
+                err.contains(
+                    "rejected the credentials of `user` from `test`: its token service answered 401"
+                ),
+                "{err}"
+            );
+            assert!(
+                wrong.versions(&text()).await.unwrap().is_empty(),
+                "pulls fall back to anonymous"
+            );
+        }
+
+        #[tokio::test]
+        async fn forbidden_pushes_say_what_is_missing() {
+            let (_, address) = start(Behaviour { forbid_push: true, ..Behaviour::default() }).await;
+            let err = client(&address, None, DEFAULT_CHUNK_SIZE)
+                .push(&text(), &v("1.0.0"), &artifact())
+                .await
+                .unwrap_err();
+            let help =
+                err.chain().find_map(|e| e.downcast_ref::<Help>()).map(|h| h.help().to_string());
+            let err = format!("{err:#}");
+            assert!(err.contains("403 Forbidden: DENIED"), "{err}");
+            assert!(
+                err.contains("does not allow pushing to `acme/text` with anonymous access"),
+                "{err}"
+            );
+            assert!(help.unwrap().contains("write (push) access"));
+        }
+
+        #[tokio::test]
+        async fn large_blobs_go_in_chunks_of_at_least_the_minimum() {
+            let behaviour = Behaviour { min_chunk: Some(300), ..Behaviour::default() };
+            let (fake, address) = start(behaviour).await;
+            let artifact = artifact();
+            let pusher = client(&address, None, 100);
+            pusher.push(&text(), &v("1.0.0"), &artifact).await.unwrap();
+            let patches: Vec<usize> = fake
+                .log()
+                .iter()
+                .filter(|line| line.starts_with("PATCH"))
+                .filter_map(|line| line.rsplit(' ').next()?.parse().ok())
+                .collect();
+            let total = artifact.wasm().len() + artifact.config().len();
+            assert_eq!(patches.iter().sum::<usize>(), total);
+            assert!(
+                patches.iter().filter(|&&n| n < 300).count() <= 2,
+                "only last chunks are short: {patches:?}"
+            );
+            let release = pusher.release(&text(), &v("1.0.0")).await.unwrap();
+            pusher.fetch_layer(&text(), &release.layer, None).await.unwrap();
+        }
+
+        #[tokio::test]
+        async fn bodies_refused_as_too_large_are_sent_in_chunks() {
+            let (fake, address) =
+                start(Behaviour { max_body: Some(64), ..Behaviour::default() }).await;
+            client(&address, None, DEFAULT_CHUNK_SIZE)
+                .push(&text(), &v("1.0.0"), &artifact())
+                .await
+                .unwrap();
+            assert_eq!(fake.count("PATCH "), 2, "{:#?}", fake.log());
+        }
+
+        #[tokio::test]
+        async fn blobs_known_elsewhere_are_mounted() {
+            let (fake, address) = start(Behaviour::default()).await;
+            let pusher = client(&address, None, DEFAULT_CHUNK_SIZE);
+            let artifact = artifact();
+            pusher.push(&text(), &v("1.0.0"), &artifact).await.unwrap();
+            let copy: PackageName = "acme:copy".parse().unwrap();
+            pusher.push(&copy, &v("1.0.0"), &artifact).await.unwrap();
+            assert_eq!(fake.count("&from=acme%2Ftext"), 2, "{:#?}", fake.log());
+            assert_eq!(fake.count("PUT /v2/acme/copy/blobs"), 0, "nothing uploaded again");
+            assert!(pusher.release(&copy, &v("1.0.0")).await.is_ok());
+        }
+
+        #[tokio::test]
+        async fn blob_redirects_are_followed_without_credentials() {
+            let behaviour =
+                Behaviour { auth: Auth::Basic, redirect_blobs: true, ..Behaviour::default() };
+            let (fake, address) = start(behaviour).await;
+            let pusher = client(&address, Some(PASSWORD), DEFAULT_CHUNK_SIZE);
+            pusher.push(&text(), &v("1.0.0"), &artifact()).await.unwrap();
+            let release = pusher.release(&text(), &v("1.0.0")).await.unwrap();
+            pusher.fetch_layer(&text(), &release.layer, None).await.unwrap();
+            let storage: Vec<String> =
+                fake.log().into_iter().filter(|l| l.starts_with("GET /storage")).collect();
+            assert_eq!(storage.len(), 1);
+            assert!(storage[0].contains(" none "), "credentials went to another host: {storage:?}");
+        }
+
+        #[tokio::test]
+        async fn blob_digest_headers_are_checked() {
+            let (_, address) =
+                start(Behaviour { lie_about_digests: true, ..Behaviour::default() }).await;
+            let pusher = client(&address, None, DEFAULT_CHUNK_SIZE);
+            pusher.push(&text(), &v("1.0.0"), &artifact()).await.unwrap();
+            let release = pusher.release(&text(), &v("1.0.0")).await.unwrap();
+            let err = format!(
+                "{:#}",
+                pusher.fetch_layer(&text(), &release.layer, None).await.unwrap_err()
+            );
+            assert!(err.contains("the registry says the blob is `sha256:"), "{err}");
+        }
     }
 }

@@ -1,8 +1,14 @@
-//! The OCI side of cargo-wreg: the Wasm artifact layout (pure) and the registry client that
-//! lists, fetches and pushes artifacts over the OCI distribution API.
+//! The OCI side of cargo-wreg: the Wasm artifact layout (pure), registry discovery,
+//! authentication, and the registry client that lists, fetches and pushes artifacts over the
+//! OCI distribution API.
 
+pub mod auth;
 pub mod client;
+pub mod discovery;
+#[cfg(test)]
+mod fake;
 pub mod layout;
+mod transport;
 
-pub use client::{Client, Release};
+pub use client::{Client, ClientOptions, Release};
 pub use layout::{Artifact, Descriptor, ImageManifest};

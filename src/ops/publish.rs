@@ -40,8 +40,8 @@ pub async fn publish_component(
         )
     })?;
     let version = Version::parse(&member.package.version.to_string())?;
-    let registry = options.fetch.config.registry_for(&package, None)?;
-    let client = Client::new(registry)?;
+    let config = &options.fetch.config;
+    let client = config.client(&config.registry_for(&package, None)?)?;
     refuse_existing(&client, &package, &version).await?;
 
     let mut options = options.clone();
@@ -74,7 +74,7 @@ pub async fn publish_wit(path: &Path, config: &RegistryConfig, dry_run: bool) ->
     let bytes = encode_wit(path, config).await?;
     let package = wit::decode_package(&bytes)
         .with_context(|| format!("`{}` is not a WIT package", path.display()))?;
-    let client = Client::new(config.registry_for(&package.name, None)?)?;
+    let client = config.client(&config.registry_for(&package.name, None)?)?;
     refuse_existing(&client, &package.name, &package.version).await?;
     let annotations = BTreeMap::from([(VERSION.to_string(), package.version.to_string())]);
     let title = format!("{}-{}.wasm", package.name.namespace(), package.name.name());

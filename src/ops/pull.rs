@@ -7,7 +7,6 @@ use semver::Version;
 
 use crate::config::RegistryConfig;
 use crate::digest::Digest;
-use crate::oci::Client;
 use crate::package::PackageName;
 use crate::shell;
 
@@ -23,7 +22,7 @@ pub async fn pull(
     config: &RegistryConfig,
     out: &Path,
 ) -> Result<()> {
-    let client = Client::new(config.registry_for(package, None)?)?;
+    let client = config.client(&config.registry_for(package, None)?)?;
     let release = match selector {
         Selector::Version(version) => client.release(package, version).await?,
         Selector::Digest(digest) => client.release_by_digest(package, digest).await?,

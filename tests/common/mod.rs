@@ -451,3 +451,240 @@ pub fn invoke(component: &Path, call: &str) -> String {
     assert!(status.success(), "{description} failed: {status}\n{stdout}\n{stderr}");
     stdout.trim().to_string()
 }
+
+/// The `wit/deps` folder of the published `wasmtime-wasi-http` crate at exactly `version`: the
+/// real WASI WIT packages that wasmtime release implements.
+///
+/// The crate is obtained the way cargo gets any dependency, through a throwaway project under
+/// `target/wasi-wit`, and found through `cargo metadata`, so `CARGO_HOME` may be anywhere.
+pub fn wasi_wit_deps(version: &str) -> PathBuf {
+    // Tests of one binary run in parallel; two cargo runs on one project would race on its lock.
+    static THROWAWAY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = THROWAWAY.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+
+    let manifest = throwaway_project(version);
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    run_ok(Command::new(&cargo).arg("fetch").arg("--manifest-path").arg(&manifest));
+    let metadata = cargo_metadata::MetadataCommand::new()
+        .cargo_path(&cargo)
+        .manifest_path(&manifest)
+        .other_options(vec!["--offline".to_string()])
+        .exec()
+        .unwrap_or_else(|err| panic!("`cargo metadata` on {} failed: {err}", manifest.display()));
+    let package = metadata
+        .packages
+        .iter()
+        .find(|package| package.name.as_str() == "wasmtime-wasi-http")
+        .expect("the throwaway project depends on wasmtime-wasi-http");
+    let deps = package.manifest_path.parent().expect("a manifest has a dir").join("wit/deps");
+    assert!(deps.is_dir(), "wasmtime-wasi-http {version} has no {deps}");
+    deps.into_std_path_buf()
+}
+
+/// Writes `target/wasi-wit/<version>/`, a library depending on `wasmtime-wasi-http =<version>`,
+/// and returns its manifest. Unchanged files are left alone so cargo keeps its lock file.
+fn throwaway_project(version: &str) -> PathBuf {
+    let project = repo_root().join("target").join("wasi-wit").join(version);
+    let manifest = project.join("Cargo.toml");
+    let text = format!(
+        "[package]\nname = \"wasi-wit\"\nversion = \"0.0.0\"\nedition = \"2024\"\n\
+         publish = false\n\n[dependencies]\nwasmtime-wasi-http = \"={version}\"\n\n[workspace]\n"
+    );
+    fs::create_dir_all(project.join("src")).expect("create the throwaway WASI WIT project");
+    if fs::read_to_string(&manifest).ok().as_deref() != Some(text.as_str()) {
+        fs::write(&manifest, text).expect("write the throwaway WASI WIT manifest");
+    }
+    fs::write(project.join("src").join("lib.rs"), "").expect("write the throwaway lib.rs");
+    manifest
+}
+
+/// Runs a command other than `cargo-wreg` to completion, killing it after `RUN_TIMEOUT`, and
+/// panics, showing its output, unless it succeeds. Returns its stdout.
+pub fn run_ok(command: &mut Command) -> String {
+    let description = format!("{command:?}");
+    let (status, stdout, stderr) = run_with_timeout(command, &description);
+    assert!(status.success(), "{description} failed: {status}\n{stdout}\n{stderr}");
+    stdout
+}
+
+/// A registry the main-job scenario runs against: its URL, and the environment every
+/// `cargo-wreg` run needs to reach it (credentials, for one).
+pub struct Target {
+    pub url: String,
+    env: Vec<(String, std::ffi::OsString)>,
+}
+
+impl Target {
+    pub fn new(url: &str) -> Target {
+        Target { url: url.to_string(), env: Vec::new() }
+    }
+
+    pub fn with_env(mut self, key: &str, value: impl AsRef<OsStr>) -> Target {
+        self.env.push((key.to_string(), value.as_ref().to_os_string()));
+        self
+    }
+
+    /// `cargo-wreg` in `sandbox` with this target's environment.
+    pub fn wreg<I, S>(&self, sandbox: &Sandbox, args: I) -> Wreg
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut wreg = sandbox.wreg(args);
+        for (key, value) in &self.env {
+            wreg = wreg.env(key, value);
+        }
+        wreg
+    }
+
+    /// Publishes every WIT fixture package here, dependencies first.
+    pub fn publish_wit_fixtures(&self, sandbox: &Sandbox) {
+        for name in WIT_FIXTURES {
+            self.wreg(sandbox, ["publish", "--registry", &self.url, "--wit"])
+                .arg(fixture_wit(name))
+                .ok();
+        }
+    }
+}
+
+impl Wreg {
+    /// Runs the command with `input` on stdin; returns its output whether it failed or not.
+    pub fn run_with_input(mut self, input: &[u8]) -> Output {
+        use std::io::Write as _;
+        let description = format!("{:?}", self.command);
+        let mut child = self
+            .command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|err| panic!("cannot spawn {description}: {err}"));
+        let mut stdin = child.stdin.take().expect("stdin is piped");
+        stdin.write_all(input).expect("write to the command's stdin");
+        drop(stdin);
+        let output = child.wait_with_output().expect("wait for the command");
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        Output { description, status: output.status, stdout, stderr }
+    }
+}
+
+/// The main job end to end against `target`: publish the WIT fixtures, build the `hello`
+/// component against them, run it, rebuild quietly, publish it and pull it back.
+pub fn main_job_scenario(target: &Target, sandbox: &Sandbox) {
+    target.publish_wit_fixtures(sandbox);
+    let hello = sandbox.project("hello");
+
+    // The first build resolves, fetches, generates bindings and compiles.
+    let build = target.wreg(sandbox, ["build", "--registry", &target.url, "--manifest-path"]);
+    let output = build.arg(hello.manifest()).ok();
+    let component = built_component("debug", "hello");
+    let line = output.status_line("Component");
+    assert!(line.starts_with(&component.display().to_string()), "component path: {line}");
+    assert!(line.ends_with("acme:greeting/greeter@1.1.0)"), "world: {line}");
+
+    check_lock(target, sandbox, &hello);
+    check_wit_deps(&hello);
+    assert!(hello.path("src/bindings.rs").is_file(), "no src/bindings.rs");
+    assert_eq!(invoke(&component, r#"greet("World")"#), r#""Hello, World!""#);
+    assert_eq!(invoke(&component, r#"greet-in("World", upper)"#), r#""HELLO, WORLD!""#);
+    assert_eq!(invoke(&component, "version()"), r#""0.1.0""#);
+
+    check_rebuild_is_quiet(target, sandbox, &hello);
+    check_publish_and_pull(target, sandbox, &hello);
+}
+
+/// The lock pins the newest compatible versions, with the digests of their wasm layers.
+fn check_lock(target: &Target, sandbox: &Sandbox, project: &Project) {
+    let locked = project.locked_packages();
+    let versions: Vec<(&str, &str)> =
+        locked.iter().map(|(name, version, _)| (name.as_str(), version.as_str())).collect();
+    assert!(versions.contains(&("acme:greeting", "1.1.0")), "wkg.lock: {locked:?}");
+    assert!(versions.contains(&("acme:text", "1.1.0")), "wkg.lock: {locked:?}");
+    assert_eq!(versions.len(), 2, "wkg.lock locks exactly the two used packages: {locked:?}");
+
+    for (name, version, digest) in &locked {
+        let pulled = sandbox.path().join(format!("{name}-{version}.wasm").replace(':', "-"));
+        let spec = format!("{name}@{version}");
+        target.wreg(sandbox, ["pull", &spec, "--registry", &target.url, "-o"]).arg(&pulled).ok();
+        let bytes = fs::read(&pulled).expect("read a pulled WIT package");
+        assert_eq!(&sha256_digest(&bytes), digest, "locked digest of {name}@{version}");
+    }
+}
+
+/// Every resolved package is laid out as WIT under `wit/deps`, and nothing else is.
+fn check_wit_deps(project: &Project) {
+    let deps = project.path("wit/deps");
+    let mut dirs: Vec<String> = fs::read_dir(&deps)
+        .unwrap_or_else(|err| panic!("cannot read {}: {err}", deps.display()))
+        .map(|entry| entry.expect("read wit/deps").file_name().to_string_lossy().into_owned())
+        .collect();
+    dirs.sort();
+    assert_eq!(dirs, ["acme-greeting-1.1.0", "acme-text-1.1.0"]);
+
+    for (dir, package) in
+        [("acme-greeting-1.1.0", "acme:greeting@1.1.0"), ("acme-text-1.1.0", "acme:text@1.1.0")]
+    {
+        let wit = wit_text(&deps.join(dir));
+        assert!(wit.contains(&format!("package {package}")), "{dir} lacks `package {package}`");
+    }
+}
+
+/// All `.wit` files in `dir`, concatenated.
+fn wit_text(dir: &Path) -> String {
+    let mut text = String::new();
+    for entry in fs::read_dir(dir).expect("read a wit/deps package dir") {
+        let path = entry.expect("read a wit/deps entry").path();
+        if path.extension().is_some_and(|ext| ext == "wit") {
+            text += &fs::read_to_string(&path).expect("read a .wit file");
+        }
+    }
+    text
+}
+
+/// A second build with nothing changed rewrites neither the bindings nor the lock.
+fn check_rebuild_is_quiet(target: &Target, sandbox: &Sandbox, project: &Project) {
+    let bindings = project.path("src/bindings.rs");
+    let lock = project.path("wkg.lock");
+    let before = (modified(&bindings), modified(&lock));
+
+    let build = target.wreg(sandbox, ["build", "--registry", &target.url, "--manifest-path"]);
+    build.arg(project.manifest()).ok();
+    assert_eq!((modified(&bindings), modified(&lock)), before, "the second build rewrote files");
+}
+
+/// Publishing pushes the release component once; pulling it by digest gives the same bytes.
+fn check_publish_and_pull(target: &Target, sandbox: &Sandbox, project: &Project) {
+    let publish =
+        || target.wreg(sandbox, ["publish", "--registry", &target.url, "--manifest-path"]);
+    let pulled = sandbox.path().join("pulled-hello.wasm");
+    let pull = |extra: &[&str]| {
+        target
+            .wreg(sandbox, ["pull", "acme:hello@0.1.0", "--registry", &target.url])
+            .args(extra)
+            .arg("-o")
+            .arg(&pulled)
+    };
+
+    // A dry run builds but pushes nothing.
+    publish().arg(project.manifest()).arg("--dry-run").ok();
+    pull(&[]).fails();
+
+    let output = publish().arg(project.manifest()).ok();
+    let published = output.status_line("Published");
+    let digest = published
+        .strip_prefix("acme:hello@0.1.0 (")
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("unexpected `Published` line: {published}"));
+    assert!(digest.starts_with("sha256:") && digest.len() == 71, "bad digest: {digest}");
+
+    publish().arg(project.manifest()).fails().assert_stderr_contains("already exists");
+
+    pull(&["--digest", digest]).ok();
+    let release = fs::read(built_component("release", "hello")).expect("read the release build");
+    assert!(
+        fs::read(&pulled).expect("read the pulled component") == release,
+        "pulled bytes differ"
+    );
+    assert_eq!(invoke(&pulled, r#"greet("World")"#), r#""Hello, World!""#);
+}
