@@ -16,9 +16,27 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
         .tempfile_in(dir)
         .with_context(|| format!("failed to create a temporary file in `{}`", dir.display()))?;
     tmp.write_all(contents)
+        .and_then(|()| keep_permissions(tmp.as_file(), path))
         .and_then(|()| tmp.as_file().sync_all())
         .with_context(|| format!("failed to write `{}`", path.display()))?;
     tmp.persist(path).with_context(|| format!("failed to write `{}`", path.display()))?;
+    Ok(())
+}
+
+/// Gives the temporary file the permissions the replaced file had, or `rw-r--r--` for a new
+/// one: temporary files start private, which would otherwise leak into what we write.
+#[cfg(unix)]
+fn keep_permissions(tmp: &fs::File, path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let permissions = match fs::metadata(path) {
+        Ok(meta) => meta.permissions(),
+        Err(_) => fs::Permissions::from_mode(0o644),
+    };
+    tmp.set_permissions(permissions)
+}
+
+#[cfg(not(unix))]
+fn keep_permissions(_: &fs::File, _: &Path) -> std::io::Result<()> {
     Ok(())
 }
 

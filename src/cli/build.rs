@@ -6,6 +6,9 @@ use clap::Args;
 use super::ProjectArgs;
 use crate::ops;
 use crate::ops::build::BuildOptions;
+use crate::ops::fetch::FetchOptions;
+use crate::ops::fingerprint;
+use crate::ops::workspace::Workspace;
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
@@ -33,9 +36,13 @@ pub struct CargoBuildArgs {
 }
 
 impl CargoBuildArgs {
-    pub fn options(&self) -> BuildOptions {
+    pub fn options(&self, workspace: &Workspace) -> Result<BuildOptions> {
+        Ok(self.options_with(self.project.fetch_options(workspace)?))
+    }
+
+    fn options_with(&self, fetch: FetchOptions) -> BuildOptions {
         BuildOptions {
-            fetch: self.project.fetch_options(),
+            fetch,
             manifest_path: self.project.manifest_path.clone(),
             packages: self.packages.clone(),
             release: self.release,
@@ -47,7 +54,18 @@ impl CargoBuildArgs {
 }
 
 pub async fn run(args: BuildArgs) -> Result<()> {
-    let workspace = args.cargo.project.workspace()?;
-    ops::build::build(&workspace, &args.cargo.options()).await?;
+    let cargo = &args.cargo;
+    let snapshot = cargo.project.snapshot_key(&cargo.packages);
+
+    // Nothing a fetch reads has changed: straight to cargo.
+    if let Some(fresh) = fingerprint::fresh(snapshot.manifest_path.as_deref(), &snapshot.key) {
+        let options = cargo.options_with(cargo.project.flags());
+        ops::build::compile(&fresh.root, &fresh.prepared, &options)?;
+        return Ok(());
+    }
+    let workspace = cargo.project.workspace()?;
+    let mut options = cargo.options(&workspace)?;
+    options.fetch.snapshot = Some(snapshot);
+    ops::build::build(&workspace, &options).await?;
     Ok(())
 }

@@ -5,6 +5,7 @@ use clap::Args;
 
 use super::ProjectArgs;
 use crate::ops;
+use crate::ops::fingerprint;
 
 #[derive(Debug, Args)]
 pub struct FetchArgs {
@@ -16,8 +17,14 @@ pub struct FetchArgs {
 }
 
 pub async fn run(args: FetchArgs) -> Result<()> {
+    let snapshot = args.project.snapshot_key(&args.packages);
+    if fingerprint::fresh(snapshot.manifest_path.as_deref(), &snapshot.key).is_some() {
+        return Ok(());
+    }
     let workspace = args.project.workspace()?;
     let members = workspace.select(&args.packages)?;
-    ops::fetch::fetch(&workspace, &members, &args.project.fetch_options()).await?;
+    let mut options = args.project.fetch_options(&workspace)?;
+    options.snapshot = Some(snapshot);
+    ops::fetch::fetch(&workspace, &members, &options).await?;
     Ok(())
 }

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use anyhow::{Context, Result, anyhow, bail};
 use cargo_metadata::{Message, PackageId};
 
-use crate::ops::fetch::{self, FetchOptions};
+use crate::ops::fetch::{self, FetchOptions, Prepared};
 use crate::ops::workspace::Workspace;
 use crate::shell;
 
@@ -52,13 +52,18 @@ impl std::error::Error for CargoFailed {}
 pub async fn build(workspace: &Workspace, options: &BuildOptions) -> Result<Vec<Built>> {
     let members = workspace.select(&options.packages)?;
     let prepared = fetch::fetch(workspace, &members, &options.fetch).await?;
+    compile(workspace.root(), &prepared, options)
+}
 
+/// Runs `cargo build` for the prepared members of the workspace at `root` and checks what it
+/// produced.
+pub fn compile(root: &Path, prepared: &[Prepared], options: &BuildOptions) -> Result<Vec<Built>> {
     let target = match &options.target {
         Some(target) => Some(target.clone()),
         None if configured_target()?.is_some() => None,
         None => Some(DEFAULT_TARGET.to_string()),
     };
-    let mut command = cargo_command(workspace, options, target.as_deref(), &members);
+    let mut command = cargo_command(root, options, target.as_deref(), prepared);
     let artifacts = run_cargo(&mut command)?;
 
     let mut built = Vec::new();
@@ -78,23 +83,23 @@ pub async fn build(workspace: &Workspace, options: &BuildOptions) -> Result<Vec<
 }
 
 fn cargo_command(
-    workspace: &Workspace,
+    root: &Path,
     options: &BuildOptions,
     target: Option<&str>,
-    members: &[&crate::ops::workspace::Member],
+    prepared: &[Prepared],
 ) -> Command {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
     command.arg("build").arg("--message-format=json-render-diagnostics");
-    command.arg("--manifest-path").arg(workspace.root().join("Cargo.toml"));
+    command.arg("--manifest-path").arg(root.join("Cargo.toml"));
     if let Some(target) = target {
         command.args(["--target", target]);
     }
     if options.release {
         command.arg("--release");
     }
-    for member in members {
-        command.args(["-p", member.package.name.as_str()]);
+    for member in prepared {
+        command.args(["-p", member.name.as_str()]);
     }
     if options.frozen {
         command.arg("--frozen");

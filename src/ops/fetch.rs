@@ -17,6 +17,7 @@ use crate::bindings;
 use crate::config::RegistryConfig;
 use crate::lock::LockFile;
 use crate::manifest::{Dependency, Target};
+use crate::ops::fingerprint;
 use crate::ops::index::{IndexOptions, RegistryIndex, compatible};
 use crate::ops::workspace::{Member, Workspace};
 use crate::package::PackageName;
@@ -33,9 +34,19 @@ pub struct FetchOptions {
     pub offline: bool,
     /// Fail instead of changing `wkg.lock`.
     pub locked: bool,
+    /// Record a snapshot for the no-op fast path under this key.
+    pub snapshot: Option<SnapshotKey>,
+}
+
+/// What identifies a command's snapshot: the manifest it starts from and its options.
+#[derive(Debug, Clone)]
+pub struct SnapshotKey {
+    pub manifest_path: Option<PathBuf>,
+    pub key: String,
 }
 
 /// The world a member implements, ready for the build.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Prepared {
     pub id: cargo_metadata::PackageId,
     pub name: String,
@@ -50,28 +61,20 @@ pub async fn fetch(
     options: &FetchOptions,
 ) -> Result<Vec<Prepared>> {
     let lock_path = workspace.lock_path();
+    let _guard = workspace.lock_exclusive()?;
     let old_lock = LockFile::load(&lock_path)?;
-    let registries = explicit_registries(&workspace.members, &options.config)?;
-    let index_options =
-        IndexOptions { config: options.config.clone(), offline: options.offline, registries };
-    let mut index = RegistryIndex::new(&old_lock, index_options)?;
-
-    let plans = workspace
-        .members
-        .iter()
-        .map(|member| Plan::new(member, &index))
-        .collect::<Result<Vec<_>>>()?;
-    let roots: Vec<Requirement> = plans.iter().flat_map(|p| p.roots.iter().cloned()).collect();
-    let resolution = index.resolve(&roots).await?;
+    let resolved = resolve_workspace(workspace, &old_lock, options, Vec::new()).await?;
+    let (index, resolution) = (&resolved.index, &resolved.resolution);
 
     let selected: BTreeSet<&str> = members.iter().map(|m| m.package.name.as_str()).collect();
-    let outputs = plans
+    let outputs = resolved
+        .plans
         .iter()
         .filter(|p| selected.contains(p.member.package.name.as_str()))
-        .map(|plan| plan.prepare(workspace, &index, &resolution))
+        .map(|plan| plan.prepare(workspace, index, resolution))
         .collect::<Result<Vec<_>>>()?;
 
-    let new_lock = index.lock_for(&resolution);
+    let new_lock = index.lock_for(resolution);
     if new_lock != old_lock && options.locked {
         return Err(Help::error(
             format!("`{}` needs to be updated but --locked was passed", lock_path.display()),
@@ -86,7 +89,56 @@ pub async fn fetch(
         let noun = if count == 1 { "package" } else { "packages" };
         shell::status("Locking", format_args!("{count} {noun} in `{}`", lock_path.display()));
     }
-    Ok(outputs.into_iter().map(|o| o.prepared).collect())
+    let prepared: Vec<Prepared> = outputs.into_iter().map(|o| o.prepared).collect();
+    if let Some(snapshot) = &options.snapshot {
+        fingerprint::record(
+            snapshot.manifest_path.as_deref(),
+            &snapshot.key,
+            workspace,
+            &prepared,
+        )?;
+    }
+    Ok(prepared)
+}
+
+/// The workspace's requirements resolved against `lock`, the cache and the registries.
+pub struct ResolvedWorkspace<'a> {
+    pub index: RegistryIndex<'a>,
+    pub resolution: Resolution,
+    plans: Vec<Plan<'a>>,
+}
+
+impl ResolvedWorkspace<'_> {
+    /// Each member's name with the requirements its manifest and WIT source state.
+    pub fn roots(&self) -> impl Iterator<Item = (&str, &[Requirement])> {
+        self.plans.iter().map(|p| (p.member.package.name.as_str(), p.roots.as_slice()))
+    }
+}
+
+/// Resolves every member's requirements; `prefer` names versions to choose where they fit,
+/// as if they were locked.
+pub async fn resolve_workspace<'a>(
+    workspace: &'a Workspace,
+    lock: &'a LockFile,
+    options: &FetchOptions,
+    prefer: Vec<(PackageName, Version)>,
+) -> Result<ResolvedWorkspace<'a>> {
+    let registries = explicit_registries(&workspace.members, &options.config)?;
+    let index_options = IndexOptions {
+        config: options.config.clone(),
+        offline: options.offline,
+        registries,
+        prefer,
+    };
+    let mut index = RegistryIndex::new(lock, index_options)?;
+    let plans = workspace
+        .members
+        .iter()
+        .map(|member| Plan::new(member, &index))
+        .collect::<Result<Vec<_>>>()?;
+    let roots: Vec<Requirement> = plans.iter().flat_map(|p| p.roots.iter().cloned()).collect();
+    let resolution = index.resolve(&roots).await?;
+    Ok(ResolvedWorkspace { index, resolution, plans })
 }
 
 /// Resolves the packages that local WIT source references, points its references at the
@@ -332,7 +384,7 @@ fn closure_texts(
 /// A `{ path = ... }` dependency.
 enum LocalDep {
     /// A binary-encoded WIT package (`.wasm`).
-    Encoded(WitPackage),
+    Encoded(Box<WitPackage>),
     /// WIT text, assembled once the registry packages it references are resolved.
     Source { path: PathBuf, name: Versioned, dependencies: Vec<Versioned> },
 }
@@ -344,7 +396,7 @@ impl LocalDep {
                 .with_context(|| format!("failed to read `{}`", path.display()))?;
             let package = wit::decode_package(&bytes)
                 .with_context(|| format!("`{}` is not a WIT package", path.display()))?;
-            return Ok(Self::Encoded(package));
+            return Ok(Self::Encoded(Box::new(package)));
         }
         let source = LocalSource::parse(path)?;
         let name = wit::exact_name(source.name())

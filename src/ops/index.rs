@@ -26,6 +26,8 @@ pub struct IndexOptions {
     pub offline: bool,
     /// Registries the manifests name for particular packages.
     pub registries: HashMap<PackageName, Registry>,
+    /// Versions to choose where they fit, as if locked (`update --precise`).
+    pub prefer: Vec<(PackageName, Version)>,
 }
 
 /// A release the index has loaded.
@@ -85,8 +87,9 @@ impl<'a> RegistryIndex<'a> {
         })
     }
 
-    /// The registry of a package a release references: the manifests' choice, else the
-    /// configuration's, else the registry of the release itself.
+    /// The registry of a package: the manifests' choice, else the configuration's, else the
+    /// registry of the release that references it, else the one wkg.lock recorded (so a
+    /// locked project needs no registry configured).
     pub fn registry_of(
         &self,
         package: &PackageName,
@@ -95,17 +98,25 @@ impl<'a> RegistryIndex<'a> {
         if let Some(registry) = self.options.registries.get(package) {
             return Ok(registry.clone());
         }
-        match (self.options.config.registry_for(package, None), parent) {
-            (Ok(registry), _) => Ok(registry),
-            (Err(_), Some(parent)) => Ok(parent.clone()),
-            (Err(e), None) => Err(e),
+        let configured = self.options.config.registry_for(package, None);
+        if configured.is_ok() {
+            return configured;
+        }
+        if let Some(parent) = parent {
+            return Ok(parent.clone());
+        }
+        let locked = self.lock.packages().iter().filter(|p| &p.name == package);
+        match locked.filter_map(|p| p.registry.as_deref()?.parse().ok()).next() {
+            Some(registry) => Ok(registry),
+            None => configured,
         }
     }
 
     /// Resolves `roots`, loading what the resolver asks for until it has an answer.
     pub async fn resolve(&mut self, roots: &[Requirement]) -> Result<Resolution> {
-        let locked = self.locked_versions();
+        let mut locked = self.locked_versions();
         loop {
+            self.add_preferences(&mut locked, roots);
             match resolve::resolve(roots, self, &locked)? {
                 Outcome::Resolved(resolution) => return Ok(resolution),
                 Outcome::Need(missing) => self.load(missing).await?,
@@ -159,10 +170,33 @@ impl<'a> RegistryIndex<'a> {
             let key = PackageKey { name: package.name.clone(), registry };
             let versions = locked.entry(key).or_default();
             versions.extend(package.versions.iter().map(|v| v.version.clone()));
+        }
+        for versions in locked.values_mut() {
             versions.sort();
             versions.dedup();
         }
         locked
+    }
+
+    /// Adds the preferred versions to every package key known so far.
+    fn add_preferences(
+        &self,
+        locked: &mut BTreeMap<PackageKey, Vec<Version>>,
+        roots: &[Requirement],
+    ) {
+        let known = roots
+            .iter()
+            .map(|r| &r.key)
+            .chain(self.releases.values().flat_map(|r| r.requirements.iter().map(|(k, _)| k)));
+        for key in known {
+            for (_, version) in self.options.prefer.iter().filter(|(name, _)| name == &key.name) {
+                let versions = locked.entry(key.clone()).or_default();
+                if !versions.contains(version) {
+                    versions.push(version.clone());
+                    versions.sort();
+                }
+            }
+        }
     }
 
     async fn load(&mut self, missing: BTreeSet<Missing>) -> Result<()> {
@@ -170,7 +204,8 @@ impl<'a> RegistryIndex<'a> {
             Missing::Versions(key) | Missing::Release(key, _) => key,
         }) {
             if !self.clients.contains_key(&key.registry) && !self.options.offline {
-                self.clients.insert(key.registry.clone(), Client::new(key.registry.clone())?);
+                self.clients
+                    .insert(key.registry.clone(), self.options.config.client(&key.registry)?);
             }
         }
         let this = &*self;
@@ -181,7 +216,7 @@ impl<'a> RegistryIndex<'a> {
                     self.versions.insert(key, versions);
                 }
                 Loaded::Release(key, version, release) => {
-                    self.releases.insert((key, version), release);
+                    self.releases.insert((key, version), *release);
                 }
             }
         }
@@ -200,7 +235,7 @@ impl<'a> RegistryIndex<'a> {
                 let release = self.load_release(key, version).await.with_context(|| {
                     format!("failed to fetch `{}@{version}` from `{}`", key.name, key.registry)
                 })?;
-                Ok(Loaded::Release(key.clone(), version.clone(), release))
+                Ok(Loaded::Release(key.clone(), version.clone(), Box::new(release)))
             }
         }
     }
@@ -303,5 +338,5 @@ impl<'a> RegistryIndex<'a> {
 
 enum Loaded {
     Versions(PackageKey, Vec<Version>),
-    Release(PackageKey, Version, Release),
+    Release(PackageKey, Version, Box<Release>),
 }

@@ -70,6 +70,27 @@ impl Workspace {
         self.root().join(LOCK_FILE_NAME)
     }
 
+    /// Takes the workspace's exclusive lock, held until the guard drops, so concurrent
+    /// cargo-wreg runs on one workspace do not write `wkg.lock`, `wit/deps` or bindings at
+    /// the same time. The lock file lives in the target directory, out of the user's way.
+    pub fn lock_exclusive(&self) -> Result<std::fs::File> {
+        let dir = self.target_dir();
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("failed to create `{}`", dir.display()))?;
+        let path = dir.join(".cargo-wreg.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("failed to open `{}`", path.display()))?;
+        if file.try_lock().is_err() {
+            shell::info("Blocking", "waiting for another cargo-wreg run on this workspace");
+            file.lock().with_context(|| format!("failed to lock `{}`", path.display()))?;
+        }
+        Ok(file)
+    }
+
     pub fn target_dir(&self) -> &Path {
         self.metadata.target_directory.as_std_path()
     }

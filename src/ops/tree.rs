@@ -1,0 +1,175 @@
+//! `cargo wreg tree`: the resolved package graph drawn like `cargo tree`, forwards from each
+//! member, inverted from one package, or limited to packages present in several versions.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write;
+
+use anyhow::Result;
+use semver::Version;
+
+use crate::Help;
+use crate::lock::LockFile;
+use crate::ops::fetch::{FetchOptions, ResolvedWorkspace, resolve_workspace};
+use crate::ops::workspace::Workspace;
+use crate::package::PackageName;
+use crate::resolve::PackageKey;
+
+#[derive(Debug, Clone, Default)]
+pub struct TreeOptions {
+    pub fetch: FetchOptions,
+    /// Show who pulls in this package instead.
+    pub invert: Option<PackageName>,
+    /// Only packages present in several versions, inverted.
+    pub duplicates: bool,
+}
+
+/// A node of the drawn graph.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Node {
+    Member(String),
+    Release(PackageKey, Version),
+}
+
+impl Node {
+    fn label(&self) -> String {
+        match self {
+            Node::Member(name) => name.clone(),
+            Node::Release(key, version) => format!("{} v{version} ({})", key.name, key.registry),
+        }
+    }
+}
+
+/// Draws the tree as text (stdout is the caller's).
+pub async fn tree(workspace: &Workspace, options: &TreeOptions) -> Result<String> {
+    let lock = LockFile::load(&workspace.lock_path())?;
+    let resolved = resolve_workspace(workspace, &lock, &options.fetch, Vec::new()).await?;
+    let edges = edges(&resolved);
+    let mut reverse: BTreeMap<&Node, BTreeSet<&Node>> = BTreeMap::new();
+    for (from, tos) in &edges {
+        for to in tos {
+            reverse.entry(to).or_default().insert(from);
+        }
+    }
+
+    let mut out = String::new();
+    let starts: Vec<Node> = if options.duplicates {
+        duplicated(&resolved)
+    } else if let Some(name) = &options.invert {
+        let found: Vec<Node> = releases(&resolved)
+            .filter(|n| matches!(n, Node::Release(k, _) if &k.name == name))
+            .collect();
+        if found.is_empty() {
+            return Err(Help::error(
+                format!("package `{name}` is not in the resolved graph"),
+                "run `cargo wreg tree` to see the packages the workspace uses",
+            ));
+        }
+        found
+    } else {
+        resolved.roots().map(|(member, _)| Node::Member(member.to_string())).collect()
+    };
+    let inverted = options.duplicates || options.invert.is_some();
+    for (i, start) in starts.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let next = |node: &Node| -> Vec<Node> {
+            let list: Vec<&Node> = if inverted {
+                reverse.get(node).map(|s| s.iter().copied().collect()).unwrap_or_default()
+            } else {
+                edges.get(node).map(|s| s.iter().collect()).unwrap_or_default()
+            };
+            list.into_iter().cloned().collect()
+        };
+        draw(start, &next, "", &mut BTreeSet::new(), &mut out);
+    }
+    Ok(out)
+}
+
+fn releases<'a>(resolved: &'a ResolvedWorkspace) -> impl Iterator<Item = Node> + 'a {
+    resolved.resolution.releases.iter().map(|(k, v)| Node::Release(k.clone(), v.clone()))
+}
+
+/// Releases of packages that appear in more than one version.
+fn duplicated(resolved: &ResolvedWorkspace) -> Vec<Node> {
+    let mut count: BTreeMap<&PackageName, usize> = BTreeMap::new();
+    for (key, _) in &resolved.resolution.releases {
+        *count.entry(&key.name).or_default() += 1;
+    }
+    releases(resolved).filter(|n| matches!(n, Node::Release(k, _) if count[&k.name] > 1)).collect()
+}
+
+/// Forward edges: member to the releases its requirements chose, release to release.
+fn edges(resolved: &ResolvedWorkspace) -> BTreeMap<Node, BTreeSet<Node>> {
+    let resolution = &resolved.resolution;
+    let mut edges: BTreeMap<Node, BTreeSet<Node>> = BTreeMap::new();
+    for (member, roots) in resolved.roots() {
+        let children = roots.iter().filter_map(|r| {
+            let version = resolution.version_for(&r.key, &r.req)?;
+            Some(Node::Release(r.key.clone(), version.clone()))
+        });
+        edges.entry(Node::Member(member.to_string())).or_default().extend(children);
+    }
+    for (key, version) in &resolution.releases {
+        let Some(release) = resolved.index.release(key, version) else { continue };
+        let children = release.requirements.iter().filter_map(|(dep, req)| {
+            Some(Node::Release(dep.clone(), resolution.version_for(dep, req)?.clone()))
+        });
+        edges.entry(Node::Release(key.clone(), version.clone())).or_default().extend(children);
+    }
+    edges
+}
+
+/// Draws `node` and, below it, what `next` gives, marking repeats with `(*)` as cargo does.
+fn draw(
+    node: &Node,
+    next: &dyn Fn(&Node) -> Vec<Node>,
+    prefix: &str,
+    seen: &mut BTreeSet<Node>,
+    out: &mut String,
+) {
+    let children = next(node);
+    let repeated = !seen.insert(node.clone()) && !children.is_empty();
+    let _ = writeln!(out, "{}{}", node.label(), if repeated { " (*)" } else { "" });
+    if repeated {
+        return;
+    }
+    for (i, child) in children.iter().enumerate() {
+        let last = i + 1 == children.len();
+        out.push_str(prefix);
+        out.push_str(if last { "└── " } else { "├── " });
+        let deeper = format!("{prefix}{}", if last { "    " } else { "│   " });
+        draw(child, next, &deeper, seen, out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn release(name: &str, version: &str) -> Node {
+        let key =
+            PackageKey { name: name.parse().unwrap(), registry: "127.0.0.1:5000".parse().unwrap() };
+        Node::Release(key, version.parse().unwrap())
+    }
+
+    #[test]
+    fn draws_like_cargo_tree() {
+        let mut edges: BTreeMap<Node, Vec<Node>> = BTreeMap::new();
+        edges.insert(
+            Node::Member("hello".into()),
+            vec![release("acme:greeting", "1.1.0"), release("acme:text", "2.0.0")],
+        );
+        edges.insert(release("acme:greeting", "1.1.0"), vec![release("acme:text", "1.1.0")]);
+        let next = |n: &Node| edges.get(n).cloned().unwrap_or_default();
+        let mut out = String::new();
+        draw(&Node::Member("hello".into()), &next, "", &mut BTreeSet::new(), &mut out);
+        assert_eq!(
+            out,
+            "hello\n\
+             ├── acme:greeting v1.1.0 (127.0.0.1:5000)\n\
+             │   └── acme:text v1.1.0 (127.0.0.1:5000)\n\
+             └── acme:text v2.0.0 (127.0.0.1:5000)\n"
+        );
+    }
+}
