@@ -3,20 +3,26 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::RegistryConfig;
-use crate::ops::fetch::FetchOptions;
+use crate::ops::fetch::{FetchOptions, SnapshotKey};
 use crate::ops::workspace::{CargoFlags, Workspace};
 use crate::registry::Registry;
 use crate::shell::ColorChoice;
 
+mod add;
 mod build;
+mod config;
 mod fetch;
+mod info;
+mod login;
 mod publish;
 mod pull;
 mod registry;
+mod tree;
+mod update;
 
 /// Build and publish WebAssembly components against WIT packages in OCI registries.
 #[derive(Debug, Parser)]
@@ -53,6 +59,18 @@ pub enum Command {
     Pull(pull::PullArgs),
     /// Run or manage the embedded OCI registry
     Registry(registry::RegistryArgs),
+    /// Move locked WIT dependencies to the newest versions their requirements allow
+    Update(update::UpdateArgs),
+    /// Show the tree of WIT dependencies and the versions chosen for them
+    Tree(tree::TreeArgs),
+    /// Show which registry serves which package, and where each mapping comes from
+    Config(config::ConfigArgs),
+    /// Store credentials for a registry where Docker tools also read them
+    Login(login::LoginArgs),
+    /// Add a package to a component's dependencies in Cargo.toml, or change its requirement
+    Add(add::AddArgs),
+    /// List a package's published versions, newest first, with their layer digests
+    Info(info::InfoArgs),
 }
 
 impl Command {
@@ -63,6 +81,12 @@ impl Command {
             Command::Publish(args) => publish::run(args).await,
             Command::Pull(args) => pull::run(args).await,
             Command::Registry(args) => registry::run(args).await,
+            Command::Update(args) => update::run(args).await,
+            Command::Tree(args) => tree::run(args).await,
+            Command::Config(args) => config::run(args).await,
+            Command::Login(args) => login::run(args).await,
+            Command::Add(args) => add::run(args).await,
+            Command::Info(args) => info::run(args).await,
         }
     }
 }
@@ -77,8 +101,16 @@ pub struct RegistryArg {
 }
 
 impl RegistryArg {
-    pub fn config(&self) -> RegistryConfig {
-        RegistryConfig::new(self.registry.clone())
+    /// The configuration for commands that work without a component workspace: the command
+    /// line, the cargo project around the current directory (when the command line does not
+    /// already decide) and the user's wasm-pkg config.
+    pub fn config(&self) -> Result<RegistryConfig> {
+        let config = RegistryConfig::load(self.registry.clone())?;
+        if self.registry.is_some() {
+            return Ok(config);
+        }
+        let dir = std::env::current_dir().context("failed to read the current directory")?;
+        config.with_project_at(&dir)
     }
 }
 
@@ -102,12 +134,34 @@ pub struct ProjectArgs {
 }
 
 impl ProjectArgs {
-    pub fn fetch_options(&self) -> FetchOptions {
+    /// The options for fetching, with the registry configuration of the command line,
+    /// `workspace`'s `wreg` tables and the user's wasm-pkg config.
+    pub fn fetch_options(&self, workspace: &Workspace) -> Result<FetchOptions> {
+        let config = RegistryConfig::load(self.registry.registry.clone())?;
+        Ok(FetchOptions { config: config.with_workspace(&workspace.metadata)?, ..self.flags() })
+    }
+
+    /// The network and lock flags alone, for work that needs no registry configuration.
+    pub fn flags(&self) -> FetchOptions {
         FetchOptions {
-            config: self.registry.config(),
             offline: self.offline || self.frozen,
             locked: self.locked || self.frozen,
+            ..FetchOptions::default()
         }
+    }
+
+    /// Names the no-op snapshot of a command: the manifest it starts from and every option
+    /// that changes what a fetch does.
+    pub fn snapshot_key(&self, packages: &[String]) -> SnapshotKey {
+        let registry = self.registry.registry.as_ref().map(ToString::to_string);
+        let key = format!(
+            "{}|{registry:?}|{}|{}|{}|{packages:?}",
+            env!("CARGO_PKG_VERSION"),
+            self.offline,
+            self.locked,
+            self.frozen
+        );
+        SnapshotKey { manifest_path: self.manifest_path.clone(), key }
     }
 
     pub fn workspace(&self) -> Result<Workspace> {
