@@ -6,8 +6,9 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use cargo_wreg::cli::Cli;
+use cargo_wreg::cli::{Cli, Command};
 use cargo_wreg::ops::build::CargoFailed;
+use cargo_wreg::server::{LogFormat, REQUEST_LOG_TARGET};
 use cargo_wreg::shell;
 use clap::Parser;
 
@@ -19,7 +20,11 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse_from(args);
     shell::configure(cli.global.color, cli.global.quiet);
-    init_logging(cli.global.verbose);
+    let server_log = match &cli.command {
+        Command::Registry(args) => args.server_log(),
+        _ => None,
+    };
+    init_logging(cli.global.verbose, cli.global.quiet, server_log);
     let _ = rustls::crypto::ring::default_provider().install_default();
 
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -41,20 +46,24 @@ fn main() -> ExitCode {
     }
 }
 
-/// Quiet by default; `-v` shows cargo-wreg's debug logs, `-vv` everything's.
+/// Quiet by default; `-v` shows cargo-wreg's debug logs, `-vv` everything's. A registry
+/// server (`server_log`) also logs each request at info level, unless `-q`, in its format.
 /// `CARGO_WREG_LOG` takes a full filter for finer control.
-fn init_logging(verbose: u8) {
-    let default = match verbose {
+fn init_logging(verbose: u8, quiet: bool, server_log: Option<LogFormat>) {
+    let mut default = match verbose {
         0 => "warn",
         1 => "warn,cargo_wreg=debug",
         _ => "debug",
-    };
+    }
+    .to_string();
+    if server_log.is_some() && !quiet {
+        default.push_str(&format!(",{REQUEST_LOG_TARGET}=info"));
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_env("CARGO_WREG_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .init();
+    let logger = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match server_log {
+        Some(LogFormat::Json) => logger.json().flatten_event(true).init(),
+        _ => logger.with_ansi(std::io::stderr().is_terminal()).with_target(false).init(),
+    }
 }

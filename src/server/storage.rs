@@ -2,30 +2,41 @@
 //!
 //! Layout under the storage directory:
 //! - `blobs/sha256/<hex>`: content of blobs and manifests, shared by all repositories;
+//! - `repositories/<name>/_blobs/<hex>`: empty; blob `<hex>` was pushed to or mounted in `<name>`;
 //! - `repositories/<name>/_manifests/<hex>`: media type of a manifest pushed to `<name>`;
 //! - `repositories/<name>/_tags/<tag>`: digest of the manifest a tag points to;
 //! - `uploads/<id>`: content received so far for an unfinished blob upload.
 //!
 //! The `_` prefix keeps these directories apart from nested repository names (`a/b` and
-//! `a/b/tags` may both exist), since no name component can start with `_`. Files become
-//! visible only by rename, so readers never see half a file.
+//! `a/b/tags` may both exist), since no name component can start with `_`. A repository
+//! serves only the blobs linked to it, so a token for one namespace never reads another's.
+//!
+//! Files become visible only by rename after they are synced, in an order where a crash
+//! leaves at worst an unreferenced file: blob content, then its link, then the manifest,
+//! then the tag. Readers take no locks.
 
+use std::collections::hash_map::DefaultHasher;
 use std::fmt;
+use std::fs::{self, File};
+use std::hash::{Hash, Hasher};
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, anyhow};
 use axum::body::BodyDataStream;
 use bytes::Bytes;
-use futures_util::StreamExt;
 use serde::Deserialize;
-use sha2::{Digest as _, Sha256};
-use tokio::fs::{self, File, OpenOptions};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Mutex;
 
+use super::names::is_release_tag;
+use super::upload::Uploads;
 use crate::digest::Digest;
 use crate::fsutil::write_atomic;
+
+pub const BLOBS: &str = "blobs/sha256";
+pub const REPOSITORIES: &str = "repositories";
+pub const UPLOADS: &str = "uploads";
 
 /// Manifest media types whose `config` and `layers` must exist as blobs.
 const IMAGE_MANIFESTS: [&str; 2] = [
@@ -38,6 +49,10 @@ const INDEX_MANIFESTS: [&str; 2] = [
     "application/vnd.oci.image.index.v1+json",
     "application/vnd.docker.distribution.manifest.list.v2+json",
 ];
+
+/// Manifest writes to one repository are serialised; repositories hash onto this many locks,
+/// so pushes to different repositories rarely wait for each other.
+const MANIFEST_LOCKS: usize = 64;
 
 /// A manifest reference from a URL: a tag or a digest.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,11 +78,22 @@ pub struct StoredManifest {
     pub content: Bytes,
 }
 
+/// Rules the storage enforces.
+#[derive(Debug, Clone)]
+pub struct StorageOptions {
+    /// Lets a release tag move to other content.
+    pub allow_tag_overwrite: bool,
+    /// The largest blob an upload may reach, in bytes.
+    pub max_blob_size: u64,
+}
+
 /// Why a registry operation failed; the HTTP layer turns each into an OCI error response.
 #[derive(Debug)]
 pub enum StoreError {
     UploadUnknown(String),
     UploadOutOfOrder { offset: u64, size: u64 },
+    BodyFailed(String),
+    BlobTooLarge { limit: u64 },
     DigestMismatch { expected: Digest, actual: Digest },
     ManifestUnknown { name: String, reference: String },
     ManifestInvalid(String),
@@ -83,13 +109,14 @@ impl fmt::Display for StoreError {
             Self::UploadOutOfOrder { offset, size } => {
                 write!(f, "chunk starts at byte {offset} but the upload holds {size} bytes")
             }
+            Self::BodyFailed(message) | Self::ManifestInvalid(message) => f.write_str(message),
+            Self::BlobTooLarge { limit } => write!(f, "blob exceeds the limit of {limit} bytes"),
             Self::DigestMismatch { expected, actual } => {
                 write!(f, "content hashes to `{actual}`, not `{expected}`")
             }
             Self::ManifestUnknown { name, reference } => {
                 write!(f, "manifest `{reference}` not found in `{name}`")
             }
-            Self::ManifestInvalid(message) => f.write_str(message),
             Self::ManifestBlobUnknown(digest) => {
                 write!(f, "blob `{digest}` referenced by the manifest was not pushed")
             }
@@ -107,144 +134,160 @@ impl From<anyhow::Error> for StoreError {
     }
 }
 
-type StoreResult<T> = Result<T, StoreError>;
+pub type StoreResult<T> = Result<T, StoreError>;
 
 /// The registry's storage directory. Names, tags and digests given to it must already be
 /// validated: they become path components.
 pub struct Storage {
     root: PathBuf,
-    /// Held while a manifest is written, so checking a tag and moving it is one step.
-    manifest_lock: Mutex<()>,
+    options: StorageOptions,
+    uploads: Uploads,
+    manifest_locks: Box<[Mutex<()>]>,
 }
 
 impl Storage {
     /// Opens (creating if needed) the storage directory at `root`.
-    pub async fn open(root: PathBuf) -> anyhow::Result<Self> {
-        for dir in [root.join("blobs/sha256"), root.join("repositories"), root.join("uploads")] {
-            fs::create_dir_all(&dir)
+    pub async fn open(root: PathBuf, options: StorageOptions) -> anyhow::Result<Self> {
+        for dir in [root.join(BLOBS), root.join(REPOSITORIES), root.join(UPLOADS)] {
+            tokio::fs::create_dir_all(&dir)
                 .await
                 .with_context(|| format!("failed to create `{}`", dir.display()))?;
         }
-        Ok(Self { root, manifest_lock: Mutex::new(()) })
+        let uploads = Uploads::new(root.join(UPLOADS), options.max_blob_size);
+        let manifest_locks = (0..MANIFEST_LOCKS).map(|_| Mutex::new(())).collect();
+        Ok(Self { root, options, uploads, manifest_locks })
     }
 
     fn blob_path(&self, digest: &Digest) -> PathBuf {
-        self.root.join("blobs/sha256").join(digest.hex())
+        self.root.join(BLOBS).join(digest.hex())
     }
 
     fn repository_path(&self, name: &str) -> PathBuf {
-        self.root.join("repositories").join(name)
+        self.root.join(REPOSITORIES).join(name)
     }
 
-    fn upload_path(&self, id: &str) -> StoreResult<PathBuf> {
-        let valid =
-            !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric());
-        if !valid {
-            return Err(StoreError::UploadUnknown(id.to_string()));
+    fn blob_link(&self, name: &str, digest: &Digest) -> PathBuf {
+        self.repository_path(name).join("_blobs").join(digest.hex())
+    }
+
+    fn manifest_link(&self, name: &str, digest: &Digest) -> PathBuf {
+        self.repository_path(name).join("_manifests").join(digest.hex())
+    }
+
+    fn tag_path(&self, name: &str, tag: &str) -> PathBuf {
+        self.repository_path(name).join("_tags").join(tag)
+    }
+
+    fn manifest_lock(&self, name: &str) -> &Mutex<()> {
+        let mut hasher = DefaultHasher::new();
+        name.hash(&mut hasher);
+        &self.manifest_locks[hasher.finish() as usize % self.manifest_locks.len()]
+    }
+
+    /// The size of a blob of repository `name`, or `None` when it has no such blob.
+    pub async fn blob_size(&self, name: &str, digest: &Digest) -> StoreResult<Option<u64>> {
+        let (link, blob) = (self.blob_link(name, digest), self.blob_path(digest));
+        blocking(move || if exists(&link)? { file_size(&blob) } else { Ok(None) }).await
+    }
+
+    /// Opens a blob of repository `name` for streaming, with its size.
+    pub async fn open_blob(
+        &self,
+        name: &str,
+        digest: &Digest,
+    ) -> StoreResult<Option<(tokio::fs::File, u64)>> {
+        let (link, blob) = (self.blob_link(name, digest), self.blob_path(digest));
+        let opened = blocking(move || {
+            if !exists(&link)? {
+                return Ok(None);
+            }
+            let file = match File::open(&blob) {
+                Ok(file) => file,
+                Err(err) if err.kind() == ErrorKind::NotFound => return Ok(None),
+                Err(err) => return Err(read_error(&blob, err)),
+            };
+            let size = file.metadata().map_err(|err| read_error(&blob, err))?.len();
+            Ok(Some((file, size)))
+        });
+        Ok(opened.await?.map(|(file, size)| (tokio::fs::File::from_std(file), size)))
+    }
+
+    /// Links a blob of repository `from` into `name`; false when `from` has no such blob.
+    pub async fn mount_blob(&self, name: &str, from: &str, digest: &Digest) -> StoreResult<bool> {
+        if self.blob_size(from, digest).await?.is_none() {
+            return Ok(false);
         }
-        Ok(self.root.join("uploads").join(id))
-    }
-
-    /// The size of a blob, or `None` when it does not exist.
-    pub async fn blob_size(&self, digest: &Digest) -> StoreResult<Option<u64>> {
-        file_size(&self.blob_path(digest)).await
-    }
-
-    /// Opens a blob for streaming, with its size; `None` when it does not exist.
-    pub async fn open_blob(&self, digest: &Digest) -> StoreResult<Option<(File, u64)>> {
-        let path = self.blob_path(digest);
-        let file = match File::open(&path).await {
-            Ok(file) => file,
-            Err(err) if err.kind() == ErrorKind::NotFound => return Ok(None),
-            Err(err) => return Err(read_error(&path, err)),
-        };
-        let meta = file.metadata().await.map_err(|err| read_error(&path, err))?;
-        Ok(Some((file, meta.len())))
+        let (link, blob) = (self.blob_link(name, digest), self.blob_path(digest));
+        blocking(move || {
+            touch(&blob)?;
+            Ok(persist(&link, b"")?)
+        })
+        .await?;
+        Ok(true)
     }
 
     /// Starts an upload session and returns its id.
-    // TODO: expire abandoned uploads; a client that never finishes leaves its file behind.
     pub async fn start_upload(&self) -> StoreResult<String> {
-        let dir = self.root.join("uploads");
-        // A random name created exclusively: ids never collide and are hard to guess.
-        let path = blocking(move || {
-            let file = tempfile::Builder::new().prefix("").rand_bytes(32).tempfile_in(&dir);
-            let file =
-                file.with_context(|| format!("failed to create an upload in `{}`", dir.display()))?;
-            Ok(file.keep().context("failed to keep the upload file")?.1)
-        })
-        .await?;
-        let id = path.file_name().and_then(|n| n.to_str()).map(str::to_string);
-        Ok(id.ok_or_else(|| anyhow!("upload file `{}` has no UTF-8 name", path.display()))?)
+        self.uploads.start().await
     }
 
     /// How many bytes an upload holds so far.
     pub async fn upload_size(&self, id: &str) -> StoreResult<u64> {
-        let size = file_size(&self.upload_path(id)?).await?;
-        size.ok_or_else(|| StoreError::UploadUnknown(id.to_string()))
+        self.uploads.size(id).await
     }
 
-    /// Appends `body` to an upload and returns its new size. When the client says where the
-    /// chunk starts (`offset`), it must be the current end: chunks are never reordered.
+    /// Appends a chunk to an upload; see [`Uploads::append`].
     pub async fn append_upload(
         &self,
         id: &str,
         offset: Option<u64>,
         body: BodyDataStream,
     ) -> StoreResult<u64> {
-        let path = self.upload_path(id)?;
-        let mut file = open_upload(&path, id).await?;
-        let size = file.metadata().await.map_err(|err| read_error(&path, err))?.len();
-        if let Some(offset) = offset.filter(|&offset| offset != size) {
-            return Err(StoreError::UploadOutOfOrder { offset, size });
-        }
-        Ok(size + write_stream(&mut file, &path, body).await?)
+        self.uploads.append(id, offset, body).await
     }
 
     /// Appends the last chunk to an upload, checks that the whole content hashes to
-    /// `expected` and moves it into the blob store. On a mismatch the upload is discarded.
+    /// `expected`, moves it into the blob store and links it to repository `name`. On a
+    /// mismatch the upload is discarded.
     pub async fn finish_upload(
         &self,
+        name: &str,
         id: &str,
         expected: &Digest,
         body: BodyDataStream,
     ) -> StoreResult<()> {
-        let path = self.upload_path(id)?;
-        let mut file = open_upload(&path, id).await?;
-        write_stream(&mut file, &path, body).await?;
-        file.sync_all().await.with_context(|| format!("failed to sync `{}`", path.display()))?;
-        drop(file);
-
-        let actual = hash_file(&path).await?;
-        if &actual != expected {
-            self.cancel_upload(id).await?;
+        let finished = self.uploads.finish(id, body).await?;
+        if &finished.digest != expected {
+            let actual = finished.digest.clone();
+            let _ = fs::remove_file(&finished.path);
+            self.uploads.forget(finished);
             return Err(StoreError::DigestMismatch { expected: expected.clone(), actual });
         }
-        let blob = self.blob_path(expected);
-        fs::rename(&path, &blob).await.with_context(|| {
-            format!("failed to move `{}` to `{}`", path.display(), blob.display())
-        })?;
-        Ok(())
+        let (upload, blob) = (finished.path.clone(), self.blob_path(expected));
+        let link = self.blob_link(name, expected);
+        let committed = blocking(move || {
+            commit_blob(&upload, &blob)?;
+            Ok(persist(&link, b"")?)
+        })
+        .await;
+        self.uploads.forget(finished);
+        committed
     }
 
     /// Discards an upload.
     pub async fn cancel_upload(&self, id: &str) -> StoreResult<()> {
-        let path = self.upload_path(id)?;
-        match fs::remove_file(&path).await {
-            Ok(()) => Ok(()),
-            Err(err) if err.kind() == ErrorKind::NotFound => {
-                Err(StoreError::UploadUnknown(id.to_string()))
-            }
-            Err(err) => {
-                Err(anyhow!(err).context(format!("failed to remove `{}`", path.display())).into())
-            }
-        }
+        self.uploads.cancel(id).await
+    }
+
+    /// Removes upload sessions untouched for `max_age`; returns how many.
+    pub async fn expire_uploads(&self, max_age: Duration) -> StoreResult<usize> {
+        self.uploads.expire(max_age).await
     }
 
     /// Stores a manifest in repository `name` under `reference` and returns its digest.
     ///
-    /// Tags are releases: a tag that already points to other content is never moved, while
-    /// pushing the same content again succeeds.
+    /// Release tags cannot move: pushing other content under one is refused (unless the
+    /// options allow it), while pushing the same content again succeeds.
     pub async fn put_manifest(
         &self,
         name: &str,
@@ -259,45 +302,87 @@ impl Storage {
         {
             return Err(StoreError::DigestMismatch { expected: expected.clone(), actual: digest });
         }
-        for blob in &parsed.blobs {
-            if self.blob_size(blob).await?.is_none() {
-                return Err(StoreError::ManifestBlobUnknown(blob.clone()));
-            }
-        }
 
-        let _guard = self.manifest_lock.lock().await;
+        let _guard = self.manifest_lock(name).lock().await;
         if let Reference::Tag(tag) = reference
+            && !self.options.allow_tag_overwrite
+            && is_release_tag(tag)
             && let Some(existing) = self.tag_digest(name, tag).await?
             && existing != digest
         {
             return Err(StoreError::TagExists { tag: tag.clone(), repository: name.to_string() });
         }
+        self.check_references(name, &parsed).await?;
         let files = ManifestFiles {
             blob: self.blob_path(&digest),
-            link: self.repository_path(name).join("_manifests").join(digest.hex()),
+            link: self.manifest_link(name, &digest),
             tag: match reference {
-                Reference::Tag(tag) => Some(self.repository_path(name).join("_tags").join(tag)),
+                Reference::Tag(tag) => Some(self.tag_path(name, tag)),
                 Reference::Digest(_) => None,
             },
         };
         let digest_text = digest.to_string();
-        blocking(move || files.write(&content, &parsed.media_type, &digest_text)).await?;
+        blocking(move || Ok(files.write(&content, &parsed.media_type, &digest_text)?)).await?;
         Ok(digest)
     }
 
-    /// Looks up a manifest of repository `name` by tag or digest.
+    /// Checks that every blob and child manifest a manifest references exists in repository
+    /// `name`, and marks the blobs as used so that a concurrent `gc` keeps them.
+    async fn check_references(&self, name: &str, parsed: &ParsedManifest) -> StoreResult<()> {
+        let blobs: Vec<_> = parsed
+            .blobs
+            .iter()
+            .map(|digest| (digest.clone(), self.blob_link(name, digest), self.blob_path(digest)))
+            .collect();
+        let children: Vec<_> = parsed
+            .manifests
+            .iter()
+            .map(|digest| (digest.clone(), self.manifest_link(name, digest)))
+            .collect();
+        blocking(move || {
+            for (digest, link, blob) in blobs {
+                if !exists(&link)? || !exists(&blob)? {
+                    return Err(StoreError::ManifestBlobUnknown(digest));
+                }
+                touch(&blob)?;
+            }
+            for (digest, link) in children {
+                if !exists(&link)? {
+                    return Err(StoreError::ManifestBlobUnknown(digest));
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Looks up a manifest of repository `name` by tag or digest, in one trip to the
+    /// blocking pool: manifests are what clients fetch most often.
     pub async fn manifest(&self, name: &str, reference: &Reference) -> StoreResult<StoredManifest> {
-        let unknown = || StoreError::ManifestUnknown {
-            name: name.to_string(),
-            reference: reference.to_string(),
+        let (tag_file, digest) = match reference {
+            Reference::Tag(tag) => (Some(self.tag_path(name, tag)), None),
+            Reference::Digest(digest) => (None, Some(digest.clone())),
         };
-        let digest = match reference {
-            Reference::Digest(digest) => digest.clone(),
-            Reference::Tag(tag) => self.tag_digest(name, tag).await?.ok_or_else(unknown)?,
+        let (repository, blobs) = (self.repository_path(name), self.root.join(BLOBS));
+        let found = blocking(move || {
+            let digest = match tag_file {
+                Some(tag_file) => read_tag(&tag_file)?,
+                None => digest,
+            };
+            let Some(digest) = digest else {
+                return Ok(None);
+            };
+            let link = repository.join("_manifests").join(digest.hex());
+            let Some(media_type) = read_optional(&link)? else {
+                return Ok(None);
+            };
+            let content = read_optional(&blobs.join(digest.hex()))?;
+            Ok(content.map(|content| (digest, media_type, content)))
+        });
+        let Some((digest, media_type, content)) = found.await? else {
+            let reference = reference.to_string();
+            return Err(StoreError::ManifestUnknown { name: name.to_string(), reference });
         };
-        let link = self.repository_path(name).join("_manifests").join(digest.hex());
-        let media_type = read_optional(&link).await?.ok_or_else(unknown)?;
-        let content = read_optional(&self.blob_path(&digest)).await?.ok_or_else(unknown)?;
         let media_type = String::from_utf8_lossy(&media_type).trim().to_string();
         Ok(StoredManifest { digest, media_type, content: content.into() })
     }
@@ -305,34 +390,55 @@ impl Storage {
     /// The sorted tags of repository `name`, or `None` when nothing was ever pushed to it.
     pub async fn tags(&self, name: &str) -> StoreResult<Option<Vec<String>>> {
         let repository = self.repository_path(name);
-        if !fs::try_exists(repository.join("_manifests")).await.unwrap_or(false) {
-            return Ok(None);
-        }
-        let dir = repository.join("_tags");
-        let mut entries = match fs::read_dir(&dir).await {
-            Ok(entries) => entries,
-            Err(err) if err.kind() == ErrorKind::NotFound => return Ok(Some(Vec::new())),
-            Err(err) => return Err(read_error(&dir, err)),
-        };
-        let mut tags = Vec::new();
-        while let Some(entry) = entries.next_entry().await.map_err(|err| read_error(&dir, err))? {
-            // Temporary files of unfinished writes start with `.`, which no tag does.
-            if let Some(tag) = entry.file_name().to_str().filter(|t| !t.starts_with('.')) {
-                tags.push(tag.to_string());
+        blocking(move || {
+            if !exists(&repository.join("_manifests"))? {
+                return Ok(None);
             }
-        }
-        tags.sort();
-        Ok(Some(tags))
+            let dir = repository.join("_tags");
+            // Temporary files of unfinished writes start with `.`, which no tag does.
+            let mut tags = list_dir(&dir)?;
+            tags.retain(|tag| !tag.starts_with('.'));
+            tags.sort();
+            Ok(Some(tags))
+        })
+        .await
+    }
+
+    /// The sorted names of every repository a manifest was pushed to.
+    pub async fn repositories(&self) -> StoreResult<Vec<String>> {
+        let root = self.root.join(REPOSITORIES);
+        blocking(move || {
+            let mut names = Vec::new();
+            find_repositories(&root, "", &mut names)?;
+            names.sort();
+            Ok(names)
+        })
+        .await
     }
 
     async fn tag_digest(&self, name: &str, tag: &str) -> StoreResult<Option<Digest>> {
-        let path = self.repository_path(name).join("_tags").join(tag);
-        let Some(text) = read_optional(&path).await? else {
-            return Ok(None);
-        };
-        let digest = String::from_utf8_lossy(&text).trim().parse::<Digest>();
-        Ok(Some(digest.with_context(|| format!("corrupt tag file `{}`", path.display()))?))
+        let path = self.tag_path(name, tag);
+        blocking(move || read_tag(&path)).await
     }
+}
+
+/// Collects the repositories under `dir`: directories holding `_manifests`, at any depth.
+fn find_repositories(dir: &Path, prefix: &str, names: &mut Vec<String>) -> StoreResult<()> {
+    for child in list_dir(dir)? {
+        if child.starts_with(['_', '.']) {
+            continue;
+        }
+        let path = dir.join(&child);
+        if !path.is_dir() {
+            continue;
+        }
+        let name = format!("{prefix}{child}");
+        if exists(&path.join("_manifests"))? {
+            names.push(name.clone());
+        }
+        find_repositories(&path, &format!("{name}/"), names)?;
+    }
+    Ok(())
 }
 
 /// The files that make a pushed manifest visible, written in an order where a crash leaves
@@ -345,12 +451,14 @@ struct ManifestFiles {
 
 impl ManifestFiles {
     fn write(&self, content: &[u8], media_type: &str, digest: &str) -> anyhow::Result<()> {
-        if !self.blob.exists() {
-            write_atomic(&self.blob, content)?;
+        if self.blob.exists() {
+            touch(&self.blob)?;
+        } else {
+            persist(&self.blob, content)?;
         }
-        write_atomic(&self.link, media_type.as_bytes())?;
+        persist(&self.link, media_type.as_bytes())?;
         if let Some(tag) = &self.tag {
-            write_atomic(tag, digest.as_bytes())?;
+            persist(tag, digest.as_bytes())?;
         }
         Ok(())
     }
@@ -358,10 +466,12 @@ impl ManifestFiles {
 
 /// What the registry needs to know about a pushed manifest.
 #[derive(Debug)]
-struct ParsedManifest {
-    media_type: String,
+pub struct ParsedManifest {
+    pub media_type: String,
     /// Blobs that must exist before the manifest is accepted.
-    blobs: Vec<Digest>,
+    pub blobs: Vec<Digest>,
+    /// Manifests an index lists, which must exist in the same repository.
+    pub manifests: Vec<Digest>,
 }
 
 #[derive(Deserialize)]
@@ -372,6 +482,8 @@ struct RawManifest {
     config: Option<Descriptor>,
     #[serde(default)]
     layers: Vec<Descriptor>,
+    #[serde(default)]
+    manifests: Vec<Descriptor>,
 }
 
 #[derive(Deserialize)]
@@ -381,91 +493,140 @@ struct Descriptor {
 
 impl ParsedManifest {
     /// Validates a manifest. Its media type comes from its `mediaType` field, or else from
-    /// the request's `Content-Type`, as older docker manifests may lack the field.
-    fn parse(content: &[u8], content_type: Option<&str>) -> StoreResult<Self> {
+    /// the request's `Content-Type`, as older docker manifests may lack the field; when both
+    /// are present they must agree.
+    pub fn parse(content: &[u8], content_type: Option<&str>) -> StoreResult<Self> {
         let invalid = |message: String| StoreError::ManifestInvalid(message);
+        let header = content_type.map(|ct| ct.split(';').next().unwrap_or(ct).trim().to_string());
+        if let Some(header) = &header
+            && !is_manifest_type(header)
+        {
+            return Err(invalid(format!("content type `{header}` is not a manifest media type")));
+        }
         let raw: RawManifest = serde_json::from_slice(content)
             .map_err(|err| invalid(format!("manifest is not valid: {err}")))?;
         if raw.schema_version != Some(2) {
             return Err(invalid("manifest must have `schemaVersion` 2".to_string()));
         }
-        let header = content_type.map(|ct| ct.split(';').next().unwrap_or(ct).trim().to_string());
+        if let (Some(field), Some(header)) = (&raw.media_type, &header)
+            && field != header
+        {
+            let message = format!("content type `{header}` differs from the mediaType `{field}`");
+            return Err(invalid(message));
+        }
         let media_type = raw.media_type.or(header).unwrap_or_default();
         if INDEX_MANIFESTS.contains(&media_type.as_str()) {
-            return Ok(Self { media_type, blobs: Vec::new() });
+            let manifests = raw.manifests.into_iter().map(|d| d.digest).collect();
+            return Ok(Self { media_type, blobs: Vec::new(), manifests });
         }
         if !IMAGE_MANIFESTS.contains(&media_type.as_str()) {
             return Err(invalid(format!("unsupported manifest media type `{media_type}`")));
         }
         let config = raw.config.ok_or_else(|| invalid("manifest has no `config`".to_string()))?;
         let blobs = std::iter::once(config).chain(raw.layers).map(|d| d.digest).collect();
-        Ok(Self { media_type, blobs })
+        Ok(Self { media_type, blobs, manifests: Vec::new() })
     }
 }
 
-fn read_error(path: &Path, err: std::io::Error) -> StoreError {
+fn is_manifest_type(media_type: &str) -> bool {
+    IMAGE_MANIFESTS.contains(&media_type) || INDEX_MANIFESTS.contains(&media_type)
+}
+
+/// Moves a complete, synced upload into the blob store. When the blob already exists the
+/// upload is dropped and the blob marked as used, so that a concurrent `gc` keeps it.
+fn commit_blob(upload: &Path, blob: &Path) -> StoreResult<()> {
+    if exists(blob)? {
+        let _ = fs::remove_file(upload);
+        return Ok(touch(blob)?);
+    }
+    fs::rename(upload, blob).with_context(|| {
+        format!("failed to move `{}` to `{}`", upload.display(), blob.display())
+    })?;
+    Ok(sync_parent(blob)?)
+}
+
+/// Writes a file atomically and syncs its directory, so the new name survives a power loss.
+fn persist(path: &Path, content: &[u8]) -> anyhow::Result<()> {
+    write_atomic(path, content)?;
+    sync_parent(path)
+}
+
+fn sync_parent(path: &Path) -> anyhow::Result<()> {
+    let Some(dir) = path.parent() else {
+        return Ok(());
+    };
+    File::open(dir)
+        .and_then(|dir| dir.sync_all())
+        .with_context(|| format!("failed to sync `{}`", dir.display()))
+}
+
+/// Sets a file's modification time to now: `gc` spares blobs used within its grace period.
+fn touch(path: &Path) -> anyhow::Result<()> {
+    File::open(path)
+        .and_then(|file| file.set_modified(SystemTime::now()))
+        .with_context(|| format!("failed to update the modification time of `{}`", path.display()))
+}
+
+pub fn read_error(path: &Path, err: std::io::Error) -> StoreError {
     StoreError::Io(anyhow!(err).context(format!("failed to read `{}`", path.display())))
 }
 
-async fn file_size(path: &Path) -> StoreResult<Option<u64>> {
-    match fs::metadata(path).await {
+fn exists(path: &Path) -> StoreResult<bool> {
+    Ok(file_size(path)?.is_some())
+}
+
+fn file_size(path: &Path) -> StoreResult<Option<u64>> {
+    match fs::metadata(path) {
         Ok(meta) => Ok(Some(meta.len())),
         Err(err) if err.kind() == ErrorKind::NotFound => Ok(None),
         Err(err) => Err(read_error(path, err)),
     }
 }
 
-async fn read_optional(path: &Path) -> StoreResult<Option<Vec<u8>>> {
-    match fs::read(path).await {
+fn read_optional(path: &Path) -> StoreResult<Option<Vec<u8>>> {
+    match fs::read(path) {
         Ok(content) => Ok(Some(content)),
         Err(err) if err.kind() == ErrorKind::NotFound => Ok(None),
         Err(err) => Err(read_error(path, err)),
     }
 }
 
-async fn open_upload(path: &Path, id: &str) -> StoreResult<File> {
-    match OpenOptions::new().append(true).open(path).await {
-        Ok(file) => Ok(file),
-        Err(err) if err.kind() == ErrorKind::NotFound => Err(StoreError::UploadUnknown(id.into())),
-        Err(err) => Err(read_error(path, err)),
-    }
+/// The digest a tag file names; `None` when there is no such tag.
+fn read_tag(path: &Path) -> StoreResult<Option<Digest>> {
+    let Some(text) = read_optional(path)? else {
+        return Ok(None);
+    };
+    let digest = String::from_utf8_lossy(&text).trim().parse::<Digest>();
+    Ok(Some(digest.with_context(|| format!("corrupt tag file `{}`", path.display()))?))
 }
 
-/// Copies `body` to the end of `file` chunk by chunk, so no blob is ever held in memory.
-async fn write_stream(file: &mut File, path: &Path, mut body: BodyDataStream) -> StoreResult<u64> {
-    let mut written = 0;
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.context("failed to receive the upload body")?;
-        file.write_all(&chunk)
-            .await
-            .with_context(|| format!("failed to write `{}`", path.display()))?;
-        written += chunk.len() as u64;
-    }
-    // Later reads of the file's size and content must see every chunk.
-    file.flush().await.with_context(|| format!("failed to write `{}`", path.display()))?;
-    Ok(written)
-}
-
-async fn hash_file(path: &Path) -> StoreResult<Digest> {
-    let mut file = File::open(path).await.map_err(|err| read_error(path, err))?;
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0; 64 * 1024];
-    loop {
-        let read = file.read(&mut buffer).await.map_err(|err| read_error(path, err))?;
-        if read == 0 {
-            return Ok(Digest::from_hasher(hasher));
+/// The names in a directory; none when it does not exist.
+fn list_dir(dir: &Path) -> StoreResult<Vec<String>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(err) => return Err(read_error(dir, err)),
+    };
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|err| read_error(dir, err))?;
+        if let Some(name) = entry.file_name().to_str() {
+            names.push(name.to_string());
         }
-        hasher.update(&buffer[..read]);
     }
+    Ok(names)
 }
 
 /// Runs blocking file work off the async threads.
-async fn blocking<T, F>(work: F) -> anyhow::Result<T>
+pub async fn blocking<T, F>(work: F) -> StoreResult<T>
 where
     T: Send + 'static,
-    F: FnOnce() -> anyhow::Result<T> + Send + 'static,
+    F: FnOnce() -> StoreResult<T> + Send + 'static,
 {
-    tokio::task::spawn_blocking(work).await.context("a storage task failed")?
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result,
+        Err(err) => Err(StoreError::Io(anyhow!(err).context("a storage task failed"))),
+    }
 }
 
 #[cfg(test)]
@@ -500,9 +661,15 @@ mod tests {
     }
 
     #[test]
-    fn index_references_no_blobs() {
-        let content = format!(r#"{{"schemaVersion":2,"mediaType":"{}"}}"#, INDEX_MANIFESTS[0]);
-        assert!(ParsedManifest::parse(content.as_bytes(), None).unwrap().blobs.is_empty());
+    fn index_references_child_manifests() {
+        let content = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{}","manifests":[{{"digest":"{}"}}]}}"#,
+            INDEX_MANIFESTS[0],
+            digest("d")
+        );
+        let parsed = ParsedManifest::parse(content.as_bytes(), None).unwrap();
+        assert!(parsed.blobs.is_empty());
+        assert_eq!(parsed.manifests, [digest("d").parse().unwrap()]);
     }
 
     #[test]
@@ -523,5 +690,19 @@ mod tests {
             let result = ParsedManifest::parse(content.as_bytes(), None);
             assert!(matches!(result, Err(StoreError::ManifestInvalid(_))), "{content}");
         }
+    }
+
+    #[test]
+    fn rejects_wrong_content_types() {
+        let content = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{}","config":{{"digest":"{}"}}}}"#,
+            IMAGE_MANIFESTS[0],
+            digest("e")
+        );
+        for content_type in ["text/plain", "application/json", INDEX_MANIFESTS[0]] {
+            let result = ParsedManifest::parse(content.as_bytes(), Some(content_type));
+            assert!(matches!(result, Err(StoreError::ManifestInvalid(_))), "{content_type}");
+        }
+        assert!(ParsedManifest::parse(content.as_bytes(), Some(IMAGE_MANIFESTS[0])).is_ok());
     }
 }
