@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, anyhow, bail};
 use semver::Version;
 use wit_component::{DecodedWasm, WitPrinter};
-use wit_parser::{PackageId, Resolve, UnresolvedPackageGroup};
+use wit_parser::{
+    CloneMaps, PackageId, Resolve, UnresolvedPackageGroup, WorldId, WorldItem, WorldKey,
+};
 
 use crate::package::PackageName;
 
@@ -33,17 +35,83 @@ pub struct WitText {
     pub text: String,
 }
 
+/// What a registry release holds: a WIT package or a component.
+#[derive(Debug, Clone)]
+pub enum Decoded {
+    Wit(WitPackage),
+    Component(ComponentPackage),
+}
+
+/// A component used as a dependency: its exports become imports of the world that uses it.
+#[derive(Debug, Clone)]
+pub struct ComponentPackage {
+    resolve: Resolve,
+    world: WorldId,
+}
+
+/// Decodes a release: the binary form of a WIT package, or a component.
+pub fn decode(bytes: &[u8]) -> Result<Decoded> {
+    let decoded = wit_component::decode(bytes)
+        .context("neither a binary-encoded WIT package nor a component")?;
+    match decoded {
+        DecodedWasm::WitPackage(resolve, id) => Ok(Decoded::Wit(WitPackage::new(resolve, id)?)),
+        DecodedWasm::Component(resolve, world) => {
+            Ok(Decoded::Component(ComponentPackage { resolve, world }))
+        }
+    }
+}
+
 /// Decodes the binary form of a WIT package (what `wkg` and we publish).
 pub fn decode_package(bytes: &[u8]) -> Result<WitPackage> {
-    let decoded = wit_component::decode(bytes).context("not a binary-encoded WIT package")?;
-    match decoded {
-        DecodedWasm::WitPackage(resolve, id) => WitPackage::new(resolve, id),
-        DecodedWasm::Component(..) => {
-            // TODO: component dependencies (their exports as imports) are not supported yet.
-            bail!(
-                "this is a component, not a WIT package; component dependencies are not supported yet"
-            )
+    match decode(bytes)? {
+        Decoded::Wit(package) => Ok(package),
+        Decoded::Component(_) => bail!("this is a component, not a WIT package"),
+    }
+}
+
+impl ComponentPackage {
+    /// Adds the component's exports to the imports of `world`, so bindings can call them.
+    /// An export whose name an import of `world` already has (another dependency exporting
+    /// the same interface, say) is imported under a name made from `package` instead.
+    pub fn import_into(
+        &self,
+        resolve: &mut Resolve,
+        world: WorldId,
+        package: &PackageName,
+    ) -> Result<()> {
+        let mut theirs = self.resolve.clone();
+        let prefix = format!("{}-{}", package.namespace(), package.name());
+        theirs
+            .importize(self.world, Some(prefix.clone()))
+            .context("failed to turn the component's exports into imports")?;
+
+        // Rename what would collide with an import of ours, before merging.
+        let taken: BTreeSet<String> =
+            resolve.worlds[world].imports.keys().map(|k| resolve.name_world_key(k)).collect();
+        let imports = std::mem::take(&mut theirs.worlds[self.world].imports);
+        for (key, mut item) in imports {
+            let exported = !matches!(item, WorldItem::Type { .. });
+            if !exported || !taken.contains(&theirs.name_world_key(&key)) {
+                theirs.worlds[self.world].imports.insert(key, item);
+                continue;
+            }
+            let name = match &key {
+                WorldKey::Interface(id) => theirs.interfaces[*id].name.clone().unwrap_or_default(),
+                WorldKey::Name(name) => name.clone(),
+            };
+            let renamed = format!("{prefix}-{name}");
+            if let WorldItem::Function(function) = &mut item {
+                function.name = renamed.clone();
+            }
+            theirs.worlds[self.world].imports.insert(WorldKey::Name(renamed), item);
         }
+
+        let remap = resolve.merge(theirs).context("failed to merge the component's types")?;
+        let from = remap.worlds[self.world.index()]
+            .ok_or_else(|| anyhow!("the component's world was lost while merging"))?;
+        resolve
+            .merge_worlds(from, world, &mut CloneMaps::default())
+            .context("failed to add the component's exports to the world")
     }
 }
 

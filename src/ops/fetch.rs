@@ -8,7 +8,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use semver::Version;
 use wit_parser::{Resolve, WorldId};
 
@@ -18,13 +18,13 @@ use crate::config::RegistryConfig;
 use crate::lock::LockFile;
 use crate::manifest::{Dependency, Target};
 use crate::ops::fingerprint;
-use crate::ops::index::{IndexOptions, RegistryIndex, compatible};
+use crate::ops::index::{IndexOptions, RegistryIndex, Release, compatible};
 use crate::ops::workspace::{Member, Workspace};
 use crate::package::PackageName;
 use crate::registry::Registry;
 use crate::resolve::{Origin, PackageKey, Requirement, Resolution};
 use crate::shell;
-use crate::wit::{self, LocalSource, Versioned, WitPackage, WitText};
+use crate::wit::{self, ComponentPackage, Decoded, LocalSource, Versioned, WitPackage, WitText};
 
 /// How a fetch may use the network and the lock.
 #[derive(Debug, Clone, Default)]
@@ -196,15 +196,28 @@ struct Plan<'a> {
     local: Option<PathBuf>,
     /// WIT packages the manifest names by `path`.
     local_deps: Vec<LocalDep>,
+    /// `dependencies` entries resolved from a registry, whose releases may be components.
+    uses: Vec<Requirement>,
+    /// Components the manifest names by `path`.
+    local_components: Vec<(PackageName, ComponentPackage)>,
 }
 
 impl<'a> Plan<'a> {
     fn new(member: &'a Member, index: &RegistryIndex) -> Result<Self> {
         let component = &member.component;
         let origin = Origin::Root(member.package.name.to_string());
-        let mut plan =
-            Plan { member, roots: Vec::new(), target: None, local: None, local_deps: Vec::new() };
-        let mut explicit: Vec<&Dependency> = component.dependencies.values().collect();
+        let mut plan = Plan {
+            member,
+            roots: Vec::new(),
+            target: None,
+            local: None,
+            local_deps: Vec::new(),
+            uses: Vec::new(),
+            local_components: Vec::new(),
+        };
+        // Entries of `dependencies` may be components; those of `target.dependencies` are WIT.
+        let mut explicit: Vec<(&PackageName, &Dependency, bool)> =
+            component.dependencies.iter().map(|(name, dep)| (name, dep, true)).collect();
         let mut referenced = Vec::new();
         match &component.target {
             Target::Registry { package, requirement, .. } => {
@@ -218,35 +231,43 @@ impl<'a> Plan<'a> {
                 plan.roots.push(requirement);
             }
             Target::Local { path, dependencies, .. } => {
-                explicit.extend(dependencies.values());
+                explicit.extend(dependencies.iter().map(|(name, dep)| (name, dep, false)));
                 referenced.extend(LocalSource::parse(path)?.dependencies()?);
                 plan.local = Some(path.clone());
             }
             Target::None => {}
         }
-        for dep in explicit {
+        for (name, dep, may_be_component) in explicit {
             match dep {
                 Dependency::Registry { package, requirement, .. } => {
                     let key = PackageKey {
                         name: package.clone(),
                         registry: index.registry_of(package, None)?,
                     };
-                    plan.roots.push(Requirement {
-                        key,
-                        req: requirement.clone(),
-                        origin: origin.clone(),
-                    });
+                    let requirement =
+                        Requirement { key, req: requirement.clone(), origin: origin.clone() };
+                    if may_be_component {
+                        plan.uses.push(requirement.clone());
+                    }
+                    plan.roots.push(requirement);
                 }
                 Dependency::Local { path } => {
-                    let dep = LocalDep::load(path).with_context(|| {
+                    let context = || {
+                        let manifest = &member.package.manifest_path;
                         format!(
-                            "failed to read path dependency `{}` of `{}`",
-                            path.display(),
-                            member.package.manifest_path
+                            "failed to read path dependency `{}` of `{manifest}`",
+                            path.display()
                         )
-                    })?;
-                    referenced.extend(dep.dependencies());
-                    plan.local_deps.push(dep);
+                    };
+                    match LocalDep::load(path, may_be_component).with_context(context)? {
+                        PathDependency::Wit(dep) => {
+                            referenced.extend(dep.dependencies());
+                            plan.local_deps.push(dep);
+                        }
+                        PathDependency::Component(component) => {
+                            plan.local_components.push((name.clone(), *component));
+                        }
+                    }
                 }
             }
         }
@@ -269,35 +290,43 @@ impl<'a> Plan<'a> {
             deps.push(local.materialize(index, resolution, &deps)?);
         }
 
-        let (resolve, package, world_name) = match (&component.target, &self.target, &self.local) {
-            (Target::Registry { world, .. }, Some(target), _) => {
-                let version = chosen(resolution, target)?;
-                let main = index.text(resolution, &target.key, version)?;
-                let others: Vec<WitText> = deps
-                    .iter()
-                    .filter(|d| d.name != main.name || d.version != main.version)
-                    .cloned()
-                    .collect();
-                let (resolve, id) = wit::assemble_text(&main, &others)?;
-                (resolve, id, world.clone())
-            }
-            (Target::Local { world, .. }, _, Some(path)) => {
-                let mut source = LocalSource::parse(path)?;
-                source.retarget(&|v| chosen_for_reference(v, index, resolution));
-                let (resolve, id) = wit::assemble(source, &deps)?;
-                (resolve, id, world.clone())
-            }
-            _ => {
-                return Err(Help::error(
-                    format!("`{manifest}` sets no target world in `[package.metadata.component]`"),
-                    "add `target = \"ns:pkg/world@version\"` for a registry world, or create a \
+        let (mut resolve, package, world_name) =
+            match (&component.target, &self.target, &self.local) {
+                (Target::Registry { world, .. }, Some(target), _) => {
+                    let version = chosen(resolution, target)?;
+                    let main = index.text(resolution, &target.key, version)?;
+                    let others: Vec<WitText> = deps
+                        .iter()
+                        .filter(|d| d.name != main.name || d.version != main.version)
+                        .cloned()
+                        .collect();
+                    let (resolve, id) = wit::assemble_text(&main, &others)?;
+                    (resolve, id, world.clone())
+                }
+                (Target::Local { world, .. }, _, Some(path)) => {
+                    let mut source = LocalSource::parse(path)?;
+                    source.retarget(&|v| chosen_for_reference(v, index, resolution));
+                    let (resolve, id) = wit::assemble(source, &deps)?;
+                    (resolve, id, world.clone())
+                }
+                _ => {
+                    return Err(Help::error(
+                        format!(
+                            "`{manifest}` sets no target world in `[package.metadata.component]`"
+                        ),
+                        "add `target = \"ns:pkg/world@version\"` for a registry world, or create a \
                      `wit` directory with the world to implement",
-                ));
-            }
-        };
+                    ));
+                }
+            };
         let world = resolve
             .select_world(&[package], world_name.as_deref())
             .with_context(|| format!("failed to select the target world for `{manifest}`"))?;
+        for (name, dependency) in self.components(index, resolution)? {
+            dependency.import_into(&mut resolve, world, name).with_context(|| {
+                format!("failed to import the exports of component `{name}` into the world")
+            })?;
+        }
         let runtime = bindings::detect_runtime(&workspace.metadata, &self.member.package)?;
         let source = bindings::generate(&resolve, world, &component.bindings, &runtime)
             .with_context(|| format!("failed to generate bindings for `{manifest}`"))?;
@@ -311,6 +340,26 @@ impl<'a> Plan<'a> {
             bindings: source,
             deps,
         })
+    }
+}
+
+impl Plan<'_> {
+    /// The component dependencies, from the registry or by path, with their manifest names.
+    fn components<'r>(
+        &'r self,
+        index: &'r RegistryIndex,
+        resolution: &Resolution,
+    ) -> Result<Vec<(&'r PackageName, &'r ComponentPackage)>> {
+        let mut components = Vec::new();
+        for requirement in &self.uses {
+            let version = chosen(resolution, requirement)?;
+            let release = index.release(&requirement.key, version);
+            if let Some(Release { content: Decoded::Component(component), .. }) = release {
+                components.push((&requirement.key.name, component));
+            }
+        }
+        components.extend(self.local_components.iter().map(|(name, c)| (name, c)));
+        Ok(components)
     }
 }
 
@@ -367,6 +416,9 @@ fn closure_texts(
         let release = index
             .release(&key, &version)
             .with_context(|| format!("`{}@{version}` was not loaded", key.name))?;
+        if matches!(release.content, Decoded::Component(_)) {
+            continue;
+        }
         for (dep, req) in &release.requirements {
             if let Some(v) = resolution.version_for(dep, req) {
                 queue.push((dep.clone(), v.clone()));
@@ -389,19 +441,36 @@ enum LocalDep {
     Source { path: PathBuf, name: Versioned, dependencies: Vec<Versioned> },
 }
 
+/// What a `{ path = ... }` dependency holds.
+enum PathDependency {
+    Wit(LocalDep),
+    Component(Box<ComponentPackage>),
+}
+
 impl LocalDep {
-    fn load(path: &Path) -> Result<Self> {
+    /// Reads a path dependency; a `.wasm` may be a component where `may_be_component`.
+    fn load(path: &Path, may_be_component: bool) -> Result<PathDependency> {
         if path.extension().is_some_and(|e| e == "wasm") {
             let bytes = std::fs::read(path)
                 .with_context(|| format!("failed to read `{}`", path.display()))?;
-            let package = wit::decode_package(&bytes)
-                .with_context(|| format!("`{}` is not a WIT package", path.display()))?;
-            return Ok(Self::Encoded(Box::new(package)));
+            let decoded = wit::decode(&bytes)
+                .with_context(|| format!("`{}` is not a usable `.wasm`", path.display()))?;
+            return match decoded {
+                Decoded::Wit(package) => Ok(PathDependency::Wit(Self::Encoded(Box::new(package)))),
+                Decoded::Component(component) if may_be_component => {
+                    Ok(PathDependency::Component(Box::new(component)))
+                }
+                Decoded::Component(_) => bail!(
+                    "`{}` is a component; only `dependencies`, not `target.dependencies`, may be components",
+                    path.display()
+                ),
+            };
         }
         let source = LocalSource::parse(path)?;
         let name = wit::exact_name(source.name())
             .with_context(|| format!("failed to read the WIT package at `{}`", path.display()))?;
-        Ok(Self::Source { path: path.to_path_buf(), name, dependencies: source.dependencies()? })
+        let dependencies = source.dependencies()?;
+        Ok(PathDependency::Wit(Self::Source { path: path.to_path_buf(), name, dependencies }))
     }
 
     fn name(&self) -> Versioned {

@@ -17,7 +17,7 @@ use crate::package::PackageName;
 use crate::registry::Registry;
 use crate::resolve::{self, Index, Missing, Outcome, PackageKey, Requirement, Resolution};
 use crate::shell;
-use crate::wit::{Versioned, WitPackage, WitText};
+use crate::wit::{Decoded, Versioned, WitText};
 
 /// How the index may use the network.
 #[derive(Debug, Clone, Default)]
@@ -34,7 +34,7 @@ pub struct IndexOptions {
 #[derive(Debug, Clone)]
 pub struct Release {
     pub digest: Digest,
-    pub package: WitPackage,
+    pub content: Decoded,
     /// What the release's WIT references, as requirements.
     pub requirements: Vec<(PackageKey, VersionReq)>,
 }
@@ -142,7 +142,12 @@ impl<'a> RegistryIndex<'a> {
             let key = release.requirements.iter().map(|(k, _)| k).find(|k| &k.name == name)?;
             resolution.version_for(key, &compatible(referenced)).cloned()
         };
-        release.package.text(&chosen)
+        match &release.content {
+            Decoded::Wit(package) => package.text(&chosen),
+            Decoded::Component(_) => {
+                bail!("`{}@{version}` is a component, where a WIT package is needed", key.name)
+            }
+        }
     }
 
     /// The lock describing `resolution`: one entry per requirement.
@@ -314,8 +319,15 @@ impl<'a> RegistryIndex<'a> {
         digest: Digest,
         bytes: &[u8],
     ) -> Result<Release> {
-        let package = crate::wit::decode_package(bytes)
-            .with_context(|| format!("`{}@{version}` is not a usable WIT package", key.name))?;
+        let decoded = crate::wit::decode(bytes)
+            .with_context(|| format!("`{}@{version}` is not a usable release", key.name))?;
+        let package = match decoded {
+            Decoded::Wit(package) => package,
+            // A component is self-contained: it references no other release.
+            component @ Decoded::Component(_) => {
+                return Ok(Release { digest, content: component, requirements: Vec::new() });
+            }
+        };
         if package.name != key.name || &package.version != version {
             bail!(
                 "the release `{}@{version}` holds package `{}@{}`",
@@ -332,7 +344,7 @@ impl<'a> RegistryIndex<'a> {
                 Ok((PackageKey { name: name.clone(), registry }, compatible(referenced)))
             })
             .collect::<Result<_>>()?;
-        Ok(Release { digest, package, requirements })
+        Ok(Release { digest, content: Decoded::Wit(package), requirements })
     }
 }
 
