@@ -92,3 +92,53 @@ pub fn transfer_bar(verb: &str, what: &str, total: u64) -> Option<indicatif::Pro
     bar.set_message(what.to_string());
     Some(bar)
 }
+
+/// Progress over a set of items, such as the packages of one fetch: a single bar on a
+/// terminal, or one status line per item elsewhere.
+pub struct Progress {
+    verb: &'static str,
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Progress {
+    /// A bar appears only on a terminal, without `--quiet`, for more than one item.
+    pub fn new(verb: &'static str, total: u64) -> Self {
+        let show = !is_quiet() && total > 1 && std::io::stderr().is_terminal();
+        let style = indicatif::ProgressStyle::with_template(
+            "{prefix:>12.cyan.bold} [{bar:27}] {pos}/{len}: {wide_msg}",
+        );
+        let bar = match style {
+            Ok(style) if show => {
+                let bar =
+                    indicatif::ProgressBar::new(total).with_style(style.progress_chars("=> "));
+                bar.set_prefix(verb);
+                Some(bar)
+            }
+            _ => None,
+        };
+        Self { verb, bar }
+    }
+
+    /// Reports that work on `item` starts (a status line when there is no bar).
+    pub fn start(&self, item: &str) {
+        match &self.bar {
+            Some(bar) => bar.set_message(item.to_string()),
+            None => status(self.verb, item),
+        }
+    }
+
+    /// Counts one item as done.
+    pub fn done(&self) {
+        if let Some(bar) = &self.bar {
+            bar.inc(1);
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}

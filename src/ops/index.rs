@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use anyhow::{Context, Result, bail};
-use futures_util::future::try_join_all;
+use futures_util::{StreamExt, TryStreamExt, stream};
 use semver::{Version, VersionReq};
 
 use crate::Help;
@@ -18,6 +18,9 @@ use crate::registry::Registry;
 use crate::resolve::{self, Index, Missing, Outcome, PackageKey, Requirement, Resolution};
 use crate::shell;
 use crate::wit::{Decoded, Versioned, WitText};
+
+/// How many registry requests run at once.
+const CONCURRENCY: usize = 8;
 
 /// How the index may use the network.
 #[derive(Debug, Clone, Default)]
@@ -213,8 +216,13 @@ impl<'a> RegistryIndex<'a> {
                     .insert(key.registry.clone(), self.options.config.client(&key.registry)?);
             }
         }
+        let releases = missing.iter().filter(|m| matches!(m, Missing::Release(..))).count();
+        let progress = shell::Progress::new("Fetching", releases as u64);
         let this = &*self;
-        let loaded = try_join_all(missing.iter().map(|m| this.load_one(m))).await?;
+        let loaded: Vec<Loaded> = stream::iter(missing.iter().map(|m| this.load_one(m, &progress)))
+            .buffer_unordered(CONCURRENCY)
+            .try_collect()
+            .await?;
         for item in loaded {
             match item {
                 Loaded::Versions(key, versions) => {
@@ -228,7 +236,7 @@ impl<'a> RegistryIndex<'a> {
         Ok(())
     }
 
-    async fn load_one(&self, missing: &Missing) -> Result<Loaded> {
+    async fn load_one(&self, missing: &Missing, progress: &shell::Progress) -> Result<Loaded> {
         match missing {
             Missing::Versions(key) => {
                 let versions = self.list_versions(key).await.with_context(|| {
@@ -237,9 +245,11 @@ impl<'a> RegistryIndex<'a> {
                 Ok(Loaded::Versions(key.clone(), versions))
             }
             Missing::Release(key, version) => {
-                let release = self.load_release(key, version).await.with_context(|| {
-                    format!("failed to fetch `{}@{version}` from `{}`", key.name, key.registry)
-                })?;
+                let release =
+                    self.load_release(key, version, progress).await.with_context(|| {
+                        format!("failed to fetch `{}@{version}` from `{}`", key.name, key.registry)
+                    })?;
+                progress.done();
                 Ok(Loaded::Release(key.clone(), version.clone(), Box::new(release)))
             }
         }
@@ -270,7 +280,12 @@ impl<'a> RegistryIndex<'a> {
         Ok(versions)
     }
 
-    async fn load_release(&self, key: &PackageKey, version: &Version) -> Result<Release> {
+    async fn load_release(
+        &self,
+        key: &PackageKey,
+        version: &Version,
+        progress: &shell::Progress,
+    ) -> Result<Release> {
         let registry_key = key.registry.to_string();
         let locked = self.lock.digest_of(&key.name, &registry_key, version);
 
@@ -298,13 +313,8 @@ impl<'a> RegistryIndex<'a> {
         let bytes = match self.cache.get(&digest)? {
             Some(bytes) => bytes,
             None => {
-                let what = format!("{}@{version}", key.name);
-                shell::status("Fetching", &what);
-                let bar = shell::transfer_bar("Downloading", &what, release.layer.size);
-                let bytes = client.fetch_layer(&key.name, &release.layer, bar.as_ref()).await?;
-                if let Some(bar) = bar {
-                    bar.finish_and_clear();
-                }
+                progress.start(&format!("{}@{version}", key.name));
+                let bytes = client.fetch_layer(&key.name, &release.layer, None).await?;
                 self.cache.put(&digest, &bytes)?;
                 bytes.to_vec()
             }
