@@ -257,6 +257,21 @@ pub fn assemble(main: LocalSource, deps: &[WitText]) -> Result<(Resolve, Package
     Ok((resolve, id))
 }
 
+/// Assembles `main` with other parsed packages, which may include ones it does not need.
+pub fn assemble_sources(
+    main: LocalSource,
+    others: Vec<LocalSource>,
+) -> Result<(Resolve, PackageId)> {
+    let source_map = main.group.source_map.clone();
+    let path = main.path.clone();
+    let mut resolve = Resolve::default();
+    let id = resolve
+        .push_groups(main.group, others.into_iter().map(|o| o.group).collect())
+        .map_err(|e| anyhow!(e.render(&source_map)))
+        .with_context(|| format!("failed to resolve the WIT package at `{}`", path.display()))?;
+    Ok((resolve, id))
+}
+
 /// Assembles a package given as text and its dependencies.
 pub fn assemble_text(main: &WitText, deps: &[WitText]) -> Result<(Resolve, PackageId)> {
     let path = format!("{}@{}", main.name, main.version);

@@ -173,3 +173,20 @@ fn the_no_op_fast_path_notices_changes() {
     let out = build().ok();
     assert!(out.status_line("Component").ends_with("acme:greeting/greeter@1.0.0)"), "{out}");
 }
+
+#[test]
+fn vendored_wit_builds_without_any_registry() {
+    let registry = Registry::start();
+    let sandbox = Sandbox::new();
+    sandbox.publish_wit_fixtures(&registry);
+    let hello = sandbox.project("hello");
+    fetch(&sandbox, &registry, &hello).ok();
+    drop(registry);
+
+    // A fresh clone: wkg.lock and wit/deps committed, an empty cache, no registry at all.
+    fs::remove_file(hello.path("src/bindings.rs")).expect("remove bindings");
+    let clone = Sandbox::new();
+    let out = clone.wreg(["build", "--manifest-path"]).arg(hello.manifest()).ok();
+    out.status_line("Component");
+    assert!(hello.path("src/bindings.rs").is_file(), "bindings were not generated");
+}

@@ -124,11 +124,13 @@ pub async fn resolve_workspace<'a>(
     prefer: Vec<(PackageName, Version)>,
 ) -> Result<ResolvedWorkspace<'a>> {
     let registries = explicit_registries(&workspace.members, &options.config)?;
+    let vendor_dirs = workspace.members.iter().map(|m| m.dir().join("wit").join("deps")).collect();
     let index_options = IndexOptions {
         config: options.config.clone(),
         offline: options.offline,
         registries,
         prefer,
+        vendor_dirs,
     };
     let mut index = RegistryIndex::new(lock, index_options)?;
     let plans = workspace

@@ -17,7 +17,7 @@ use crate::package::PackageName;
 use crate::registry::Registry;
 use crate::resolve::{self, Index, Missing, Outcome, PackageKey, Requirement, Resolution};
 use crate::shell;
-use crate::wit::{Decoded, Versioned, WitText};
+use crate::wit::{Decoded, LocalSource, Versioned, WitPackage, WitText};
 
 /// How many registry requests run at once.
 const CONCURRENCY: usize = 8;
@@ -31,6 +31,9 @@ pub struct IndexOptions {
     pub registries: HashMap<PackageName, Registry>,
     /// Versions to choose where they fit, as if locked (`update --precise`).
     pub prefer: Vec<(PackageName, Version)>,
+    /// `wit/deps` folders whose packages may stand in for locked releases missing from the
+    /// cache (a project with its WIT vendored builds without any registry).
+    pub vendor_dirs: Vec<std::path::PathBuf>,
 }
 
 /// A release the index has loaded.
@@ -296,6 +299,13 @@ impl<'a> RegistryIndex<'a> {
             return self.decode(key, version, digest.clone(), &bytes);
         }
 
+        // A locked release vendored under `wit/deps` needs none either.
+        if let Some(digest) = locked
+            && let Some(package) = self.vendored(key, version)?
+        {
+            return self.release_of(key, version, digest.clone(), package);
+        }
+
         let client = self.client(&key.registry)?;
         let release = client.release(&key.name, version).await?;
         let digest = release.layer.digest.clone();
@@ -338,6 +348,17 @@ impl<'a> RegistryIndex<'a> {
                 return Ok(Release { digest, content: component, requirements: Vec::new() });
             }
         };
+        self.release_of(key, version, digest, package)
+    }
+
+    /// A loaded WIT package as a release, after checking it is the one asked for.
+    fn release_of(
+        &self,
+        key: &PackageKey,
+        version: &Version,
+        digest: Digest,
+        package: WitPackage,
+    ) -> Result<Release> {
         if package.name != key.name || &package.version != version {
             bail!(
                 "the release `{}@{version}` holds package `{}@{}`",
@@ -355,6 +376,40 @@ impl<'a> RegistryIndex<'a> {
             })
             .collect::<Result<_>>()?;
         Ok(Release { digest, content: Decoded::Wit(package), requirements })
+    }
+}
+
+impl RegistryIndex<'_> {
+    /// The package from a `wit/deps` folder of the workspace, parsed together with the other
+    /// vendored packages it references. Vendored WIT is taken as it stands in the tree: its
+    /// text cannot be checked against the digest of the binary release it was written from.
+    fn vendored(&self, key: &PackageKey, version: &Version) -> Result<Option<WitPackage>> {
+        let dir_name = crate::wit::deps_dir_name(&key.name, version);
+        let Some(deps_dir) = self.options.vendor_dirs.iter().find(|d| d.join(&dir_name).is_dir())
+        else {
+            return Ok(None);
+        };
+        let read = || -> Result<WitPackage> {
+            let main = LocalSource::parse(&deps_dir.join(&dir_name))?;
+            let mut others = Vec::new();
+            for entry in std::fs::read_dir(deps_dir)? {
+                let path = entry?.path();
+                if path.is_dir() && path.file_name().is_some_and(|n| n != dir_name.as_str()) {
+                    others.push(LocalSource::parse(&path)?);
+                }
+            }
+            let (resolve, id) = crate::wit::assemble_sources(main, others)?;
+            WitPackage::new(resolve, id)
+        };
+        let package = read().with_context(|| {
+            format!(
+                "failed to read the vendored `{}@{version}` in `{}`",
+                key.name,
+                deps_dir.display()
+            )
+        })?;
+        tracing::debug!(%key.name, %version, "using the vendored package");
+        Ok(Some(package))
     }
 }
 
