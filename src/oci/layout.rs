@@ -26,6 +26,9 @@ pub const DESCRIPTION: &str = "org.opencontainers.image.description";
 pub const LICENSES: &str = "org.opencontainers.image.licenses";
 pub const SOURCE: &str = "org.opencontainers.image.source";
 pub const CREATED: &str = "org.opencontainers.image.created";
+pub const REVISION: &str = "org.opencontainers.image.revision";
+pub const AUTHORS: &str = "org.opencontainers.image.authors";
+pub const URL: &str = "org.opencontainers.image.url";
 
 /// A reference from a manifest to a blob.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
