@@ -128,6 +128,17 @@ impl WitPackage {
         Ok(Self { name, version, dependencies, resolve, id })
     }
 
+    /// The package `id` of `resolve`, which references `dependencies`; other packages in
+    /// `resolve` are only there because those reference them.
+    pub fn with_dependencies(
+        resolve: Resolve,
+        id: PackageId,
+        dependencies: Vec<Versioned>,
+    ) -> Result<Self> {
+        let (name, version) = exact_name(&resolve.packages[id].name)?;
+        Ok(Self { name, version, dependencies, resolve, id })
+    }
+
     /// The package as WIT text, each reference to another package moved to the version
     /// `retarget` chose for it (references it has no choice for stay as they are).
     pub fn text(&self, retarget: &dyn Fn(&Versioned) -> Option<Version>) -> Result<WitText> {
@@ -292,15 +303,49 @@ pub fn deps_dir_name(name: &PackageName, version: &Version) -> String {
 }
 
 /// Writes each package as `wit/deps/<ns>-<name>-<version>/package.wit`, each file
-/// atomically and only when changed. Returns whether anything was written.
+/// atomically and only when changed, and removes the folders of packages no longer needed
+/// (only folders in this same layout, so WIT vendored by hand stays). Returns whether anything
+/// changed.
 pub fn write_deps(deps_dir: &Path, packages: &[WitText]) -> Result<bool> {
     let mut changed = false;
+    let mut wanted = BTreeSet::new();
     for package in packages {
-        let path =
-            deps_dir.join(deps_dir_name(&package.name, &package.version)).join("package.wit");
+        let dir = deps_dir_name(&package.name, &package.version);
+        let path = deps_dir.join(&dir).join("package.wit");
         changed |= crate::fsutil::write_if_changed(&path, package.text.as_bytes())?;
+        wanted.insert(dir);
+    }
+    let Ok(entries) = std::fs::read_dir(deps_dir) else { return Ok(changed) };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if wanted.contains(&name) || !is_generated(&entry.path(), &name) {
+            continue;
+        }
+        std::fs::remove_dir_all(entry.path())
+            .with_context(|| format!("failed to remove `{}`", entry.path().display()))?;
+        changed = true;
     }
     Ok(changed)
+}
+
+/// Whether `dir` looks written by `write_deps`: one `package.wit` whose package line names
+/// the package and version the folder is named after.
+fn is_generated(dir: &Path, name: &str) -> bool {
+    let only_package_wit = std::fs::read_dir(dir).is_ok_and(|entries| {
+        let names: Vec<_> = entries.flatten().map(|e| e.file_name()).collect();
+        names.len() == 1 && names[0] == "package.wit"
+    });
+    if !only_package_wit {
+        return false;
+    }
+    let Ok(text) = std::fs::read_to_string(dir.join("package.wit")) else { return false };
+    let header = text.lines().map(str::trim).find(|l| l.starts_with("package "));
+    let named = header
+        .and_then(|l| l.strip_prefix("package ")?.trim_end_matches(';').split_once('@'))
+        .and_then(|(package, version)| {
+            Some(deps_dir_name(&package.trim().parse().ok()?, &version.trim().parse().ok()?))
+        });
+    named.as_deref() == Some(name)
 }
 
 #[cfg(test)]
@@ -377,5 +422,27 @@ mod tests {
         std::fs::write(dir.path().join("a.wit"), "package acme:a@0.1.0;\nworld {").unwrap();
         let err = LocalSource::parse(dir.path()).err().unwrap();
         assert!(format!("{err:#}").contains(&dir.path().display().to_string()));
+    }
+
+    #[test]
+    fn stale_generated_deps_are_removed_and_hand_vendored_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = |version: &str| WitText {
+            name: "acme:text".parse().unwrap(),
+            version: version.parse().unwrap(),
+            text: format!("package acme:text@{version};\n"),
+        };
+        write_deps(dir.path(), &[text("1.0.0"), text("2.0.0")]).unwrap();
+        std::fs::create_dir_all(dir.path().join("mine")).unwrap();
+        std::fs::write(dir.path().join("mine/package.wit"), "package acme:mine@0.1.0;\n").unwrap();
+
+        assert!(write_deps(dir.path(), &[text("2.0.0")]).unwrap());
+        let mut left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["acme-text-2.0.0", "mine"]);
+        assert!(!write_deps(dir.path(), &[text("2.0.0")]).unwrap());
     }
 }

@@ -109,6 +109,8 @@ fn offline_with_an_empty_cache_fails_clearly() {
     let hello = sandbox.project("hello");
     fetch(&sandbox, &registry, &hello).ok();
 
+    // Without vendored WIT to fall back on.
+    fs::remove_dir_all(hello.path("wit/deps")).expect("remove wit/deps");
     let other = Sandbox::new();
     let out = other
         .wreg(["fetch", "--offline", "--registry", registry.url(), "--manifest-path"])

@@ -287,6 +287,7 @@ impl<'a> Plan<'a> {
     ) -> Result<Output> {
         let manifest = &self.member.package.manifest_path;
         let component = &self.member.component;
+        self.check_path_dependencies_stand_alone(resolution)?;
         let mut deps = closure_texts(&self.roots, index, resolution)?;
         for local in &self.local_deps {
             deps.push(local.materialize(index, resolution, &deps)?);
@@ -346,6 +347,28 @@ impl<'a> Plan<'a> {
 }
 
 impl Plan<'_> {
+    /// A path dependency must not also be resolved from a registry for a release that
+    /// references it: one of the two would silently lose.
+    // TODO: let a path dependency stand in for the registry release (like cargo's [patch]).
+    fn check_path_dependencies_stand_alone(&self, resolution: &Resolution) -> Result<()> {
+        for (name, version) in self.local_deps.iter().map(LocalDep::name) {
+            let Some((key, chosen)) = resolution.releases.iter().find(|(k, _)| k.name == name)
+            else {
+                continue;
+            };
+            return Err(Help::error(
+                format!(
+                    "`{name}` is a path dependency (version {version}) of `{}`, but a package it \
+                     uses also requires `{name}`, which resolved to {chosen} on `{}`",
+                    self.member.package.manifest_path, key.registry
+                ),
+                "a path dependency cannot stand in for a registry release yet: publish it, or \
+                 make the packages that reference it path dependencies too",
+            ));
+        }
+        Ok(())
+    }
+
     /// The component dependencies, from the registry or by path, with their manifest names.
     fn components<'r>(
         &'r self,

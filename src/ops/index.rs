@@ -125,7 +125,7 @@ impl<'a> RegistryIndex<'a> {
             self.add_preferences(&mut locked, roots);
             match resolve::resolve(roots, self, &locked)? {
                 Outcome::Resolved(resolution) => return Ok(resolution),
-                Outcome::Need(missing) => self.load(missing).await?,
+                Outcome::Need(missing) => self.load(missing, roots).await?,
             }
         }
     }
@@ -210,7 +210,7 @@ impl<'a> RegistryIndex<'a> {
         }
     }
 
-    async fn load(&mut self, missing: BTreeSet<Missing>) -> Result<()> {
+    async fn load(&mut self, missing: BTreeSet<Missing>, roots: &[Requirement]) -> Result<()> {
         for key in missing.iter().map(|m| match m {
             Missing::Versions(key) | Missing::Release(key, _) => key,
         }) {
@@ -219,16 +219,18 @@ impl<'a> RegistryIndex<'a> {
                     .insert(key.registry.clone(), self.options.config.client(&key.registry)?);
             }
         }
-        let releases = missing.iter().filter(|m| matches!(m, Missing::Release(..))).count();
-        let progress = shell::Progress::new("Fetching", releases as u64);
+        let progress = shell::Progress::new("Fetching", missing.len() as u64);
         let this = &*self;
-        let loaded: Vec<Loaded> = stream::iter(missing.iter().map(|m| this.load_one(m, &progress)))
-            .buffer_unordered(CONCURRENCY)
-            .try_collect()
-            .await?;
+        let wanted = this.wanted(roots);
+        let loads = missing.iter().map(|m| this.load_one(m, &wanted, &progress));
+        let loaded: Vec<Loaded> =
+            stream::iter(loads).buffer_unordered(CONCURRENCY).try_collect().await?;
         for item in loaded {
             match item {
-                Loaded::Versions(key, versions) => {
+                Loaded::Versions(key, versions, release) => {
+                    if let Some((version, release)) = release {
+                        self.releases.insert((key.clone(), version), *release);
+                    }
                     self.versions.insert(key, versions);
                 }
                 Loaded::Release(key, version, release) => {
@@ -239,13 +241,46 @@ impl<'a> RegistryIndex<'a> {
         Ok(())
     }
 
-    async fn load_one(&self, missing: &Missing, progress: &shell::Progress) -> Result<Loaded> {
+    /// The requirements known so far on each package.
+    fn wanted<'r>(
+        &'r self,
+        roots: &'r [Requirement],
+    ) -> HashMap<&'r PackageKey, Vec<&'r VersionReq>> {
+        let mut wanted: HashMap<&PackageKey, Vec<&VersionReq>> = HashMap::new();
+        let from_releases = self.releases.values().flat_map(|r| r.requirements.iter());
+        for (key, req) in
+            roots.iter().map(|r| (&r.key, &r.req)).chain(from_releases.map(|(k, r)| (k, r)))
+        {
+            wanted.entry(key).or_default().push(req);
+        }
+        wanted
+    }
+
+    async fn load_one(
+        &self,
+        missing: &Missing,
+        wanted: &HashMap<&PackageKey, Vec<&VersionReq>>,
+        progress: &shell::Progress,
+    ) -> Result<Loaded> {
         match missing {
             Missing::Versions(key) => {
                 let versions = self.list_versions(key).await.with_context(|| {
                     format!("failed to list the versions of `{}` on `{}`", key.name, key.registry)
                 })?;
-                Ok(Loaded::Versions(key.clone(), versions))
+                // The newest release that every known requirement accepts is nearly always the
+                // one chosen: load it now rather than in another round trip, so a deep graph
+                // costs one round per level, not two.
+                let reqs = wanted.get(key).map(Vec::as_slice).unwrap_or_default();
+                let likely = versions.iter().rev().find(|v| reqs.iter().all(|r| r.matches(v)));
+                let mut release = None;
+                if let Some(version) = likely
+                    && !reqs.is_empty()
+                    && let Ok(loaded) = self.load_release(key, version, progress).await
+                {
+                    release = Some((version.clone(), Box::new(loaded)));
+                }
+                progress.done();
+                Ok(Loaded::Versions(key.clone(), versions, release))
             }
             Missing::Release(key, version) => {
                 let release =
@@ -360,12 +395,15 @@ impl<'a> RegistryIndex<'a> {
         package: WitPackage,
     ) -> Result<Release> {
         if package.name != key.name || &package.version != version {
-            bail!(
-                "the release `{}@{version}` holds package `{}@{}`",
-                key.name,
-                package.name,
-                package.version
-            );
+            return Err(Help::error(
+                format!(
+                    "the content with digest `{digest}`, taken for `{}@{version}`, holds package \
+                     `{}@{}`",
+                    key.name, package.name, package.version
+                ),
+                "if wkg.lock was edited by hand, remove that entry so it is resolved again; \
+                 otherwise the registry tags the wrong content",
+            ));
         }
         let requirements = package
             .dependencies
@@ -380,10 +418,15 @@ impl<'a> RegistryIndex<'a> {
 }
 
 impl RegistryIndex<'_> {
-    /// The package from a `wit/deps` folder of the workspace, parsed together with the other
-    /// vendored packages it references. Vendored WIT is taken as it stands in the tree: its
-    /// text cannot be checked against the digest of the binary release it was written from.
+    /// The package from a `wit/deps` folder of the workspace, parsed together with the
+    /// vendored packages it references, when the registry cannot be asked (`--offline`, or no
+    /// registry configured). Vendored WIT is taken as it stands in the tree: its text cannot
+    /// be checked against the digest of the binary release it was written from, so a warning
+    /// says it is used.
     fn vendored(&self, key: &PackageKey, version: &Version) -> Result<Option<WitPackage>> {
+        if !self.options.offline && self.options.config.registry_for(&key.name, None).is_ok() {
+            return Ok(None);
+        }
         let dir_name = crate::wit::deps_dir_name(&key.name, version);
         let Some(deps_dir) = self.options.vendor_dirs.iter().find(|d| d.join(&dir_name).is_dir())
         else {
@@ -391,29 +434,36 @@ impl RegistryIndex<'_> {
         };
         let read = || -> Result<WitPackage> {
             let main = LocalSource::parse(&deps_dir.join(&dir_name))?;
-            let mut others = Vec::new();
-            for entry in std::fs::read_dir(deps_dir)? {
-                let path = entry?.path();
-                if path.is_dir() && path.file_name().is_some_and(|n| n != dir_name.as_str()) {
-                    others.push(LocalSource::parse(&path)?);
+            let references = main.dependencies()?;
+            let mut others: Vec<LocalSource> = Vec::new();
+            let mut queue = references.clone();
+            while let Some((name, version)) = queue.pop() {
+                let path = deps_dir.join(crate::wit::deps_dir_name(&name, &version));
+                if others.iter().any(|o| o.path == path) {
+                    continue;
                 }
+                let other = LocalSource::parse(&path)?;
+                queue.extend(other.dependencies()?);
+                others.push(other);
             }
             let (resolve, id) = crate::wit::assemble_sources(main, others)?;
-            WitPackage::new(resolve, id)
+            WitPackage::with_dependencies(resolve, id, references)
         };
         let package = read().with_context(|| {
-            format!(
-                "failed to read the vendored `{}@{version}` in `{}`",
-                key.name,
-                deps_dir.display()
-            )
+            let dir = deps_dir.display();
+            format!("failed to read the vendored `{}@{version}` in `{dir}`", key.name)
         })?;
-        tracing::debug!(%key.name, %version, "using the vendored package");
+        shell::warn(format_args!(
+            "using `{}@{version}` from `{}` as vendored; its text is not checked against wkg.lock",
+            key.name,
+            deps_dir.display()
+        ));
         Ok(Some(package))
     }
 }
 
 enum Loaded {
-    Versions(PackageKey, Vec<Version>),
+    /// The versions of a package, and the newest release when it could be loaded.
+    Versions(PackageKey, Vec<Version>, Option<(Version, Box<Release>)>),
     Release(PackageKey, Version, Box<Release>),
 }
