@@ -256,7 +256,9 @@ pub fn generate(
 
     // wit-bindgen-rust may add type ids to the resolve, so it gets its own copy.
     let mut files = Files::default();
-    wit_bindgen_opts(options, &rt_path)
+    let mut options = options.clone();
+    options.with = versioned_with_keys(resolve, &options.with);
+    wit_bindgen_opts(&options, &rt_path)
         .build()
         .generate(&mut resolve.clone(), world, &mut files)
         .with_context(|| format!("failed to generate Rust bindings for world `{world_name}`"))?;
@@ -267,6 +269,47 @@ pub fn generate(
     let needs = Needs { bitflags: uses("bitflags"), async_support: uses("async_support") };
     check_runtime(needs, runtime, world_name)?;
     Ok(format!("{HEADER}{source}{}", runtime_module(runtime, needs)))
+}
+
+/// wit-bindgen matches `with` keys against fully versioned names, which change whenever a
+/// dependency is updated. A key naming an interface without a version, or with an older
+/// compatible one (`wasi:io/poll`, `wasi:io/poll@0.2.0`), is moved to the version resolved.
+fn versioned_with_keys(
+    resolve: &Resolve,
+    with: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    with.iter()
+        .map(|(key, path)| {
+            let (name, version) = match key.split_once('@') {
+                Some((name, version)) => (name, semver::Version::parse(version).ok()),
+                None => (key.as_str(), None),
+            };
+            let candidates: Vec<String> = resolve
+                .interfaces
+                .iter()
+                .filter_map(|(id, _)| {
+                    let full = resolve.id_of(id)?;
+                    let (unversioned, found) = match full.split_once('@') {
+                        Some((n, v)) => (n, semver::Version::parse(v).ok()),
+                        None => (full.as_str(), None),
+                    };
+                    let compatible = match (&version, &found) {
+                        (None, _) => true,
+                        (Some(wanted), Some(found)) => {
+                            semver::VersionReq::parse(&format!("^{wanted}"))
+                                .is_ok_and(|req| req.matches(found))
+                        }
+                        (Some(_), None) => false,
+                    };
+                    (unversioned == name && compatible).then(|| full.clone())
+                })
+                .collect();
+            match candidates.as_slice() {
+                [only] if only != key => (only.clone(), path.clone()),
+                _ => (key.clone(), path.clone()),
+            }
+        })
+        .collect()
 }
 
 fn wit_bindgen_opts(options: &BindingsOptions, rt_path: &str) -> Opts {
@@ -569,6 +612,12 @@ mod tests {
         assert!(!source.contains("pub struct Entry"));
         let err = generate_for("flagless", &options, &runtime).unwrap_err();
         assert!(err.to_string().contains("world `flagless`"), "an unused `with` is an error");
+
+        // Keys may leave out the version, which changes with every update.
+        let with = BTreeMap::from([("wreg:test/store".into(), "crate::store".into())]);
+        let options = BindingsOptions { with, ..BindingsOptions::default() };
+        let source = generate_for("full", &options, &runtime).unwrap();
+        assert!(source.contains("use crate::store as __with_name0;"));
     }
 
     #[test]

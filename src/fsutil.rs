@@ -9,6 +9,15 @@ use anyhow::{Context, Result};
 
 /// Writes `contents` to `path` atomically, creating parent directories.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
+    write(path, contents, false)
+}
+
+/// Like [`write_atomic`], for files holding secrets: readable by the owner alone.
+pub fn write_secret(path: &Path, contents: &[u8]) -> Result<()> {
+    write(path, contents, true)
+}
+
+fn write(path: &Path, contents: &[u8], private: bool) -> Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     fs::create_dir_all(dir).with_context(|| format!("failed to create `{}`", dir.display()))?;
     let mut tmp = tempfile::Builder::new()
@@ -16,7 +25,7 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
         .tempfile_in(dir)
         .with_context(|| format!("failed to create a temporary file in `{}`", dir.display()))?;
     tmp.write_all(contents)
-        .and_then(|()| keep_permissions(tmp.as_file(), path))
+        .and_then(|()| if private { Ok(()) } else { keep_permissions(tmp.as_file(), path) })
         .and_then(|()| tmp.as_file().sync_all())
         .with_context(|| format!("failed to write `{}`", path.display()))?;
     tmp.persist(path).with_context(|| format!("failed to write `{}`", path.display()))?;
@@ -24,7 +33,7 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
 }
 
 /// Gives the temporary file the permissions the replaced file had, or `rw-r--r--` for a new
-/// one: temporary files start private, which would otherwise leak into what we write.
+/// one: temporary files start private (`rw-------`), which suits only secrets.
 #[cfg(unix)]
 fn keep_permissions(tmp: &fs::File, path: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;

@@ -82,6 +82,19 @@ impl Registry {
     }
 }
 
+/// One `/`-separated part of an OCI repository name: `[a-z0-9]+([._-][a-z0-9]+)*`, leniently
+/// allowing `__` and repeated `-` as the distribution grammar does.
+fn is_path_component(part: &str) -> bool {
+    let alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    let separator = |c: char| matches!(c, '.' | '_' | '-');
+    part.starts_with(alnum)
+        && part.ends_with(alnum)
+        && part.chars().all(|c| alnum(c) || separator(c))
+        && !part.contains("..")
+        && !part.contains("._")
+        && !part.contains("_.")
+}
+
 fn is_loopback(host: &str) -> bool {
     let name = match host.rsplit_once(':') {
         Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
@@ -115,9 +128,12 @@ impl FromStr for Registry {
             );
         }
         if let Some(prefix) = &prefix
-            && prefix.split('/').any(|part| part.is_empty() || part == "." || part == "..")
+            && !prefix.split('/').all(is_path_component)
         {
-            bail!("invalid registry `{s}`: the path prefix `{prefix}` has an empty or dot segment");
+            bail!(
+                "invalid registry `{s}`: the path prefix `{prefix}` is not a repository path \
+                 (lowercase letters and digits, separated by `/`, `.`, `_` or `-`)"
+            );
         }
         let insecure = explicit.unwrap_or_else(|| is_loopback(host));
         Ok(Self { insecure, host: host.to_ascii_lowercase(), prefix })
@@ -188,7 +204,7 @@ mod tests {
 
     #[test]
     fn rejects_malformed_registries() {
-        for bad in ["", "ftp://x", "http://", "ghcr.io//x", "ghcr.io/../x", "a b"] {
+        for bad in ["", "ftp://x", "http://", "ghcr.io//x", "ghcr.io/../x", "a b", "ghcr.io/Org"] {
             assert!(bad.parse::<Registry>().is_err(), "{bad} should be rejected");
         }
     }

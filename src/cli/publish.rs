@@ -6,6 +6,7 @@ use anyhow::Result;
 use clap::Args;
 
 use super::build::CargoBuildArgs;
+use crate::Help;
 use crate::ops::publish::{self, PublishOptions};
 
 #[derive(Debug, Args)]
@@ -28,6 +29,14 @@ pub struct PublishArgs {
 }
 
 pub async fn run(args: PublishArgs) -> Result<()> {
+    let project = &args.cargo.project;
+    if project.offline || project.frozen {
+        return Err(Help::error(
+            "publishing needs the registry, but --offline or --frozen forbids the network",
+            "publish without --offline (use --locked to keep wkg.lock as it is), or check the \
+             build alone with `cargo wreg build --release --offline`",
+        ));
+    }
     let options = PublishOptions { dry_run: args.dry_run, allow_breaking: args.allow_breaking };
     if let Some(path) = &args.wit {
         let config = args.cargo.project.registry.config()?;

@@ -647,7 +647,7 @@ pub async fn save_docker_credentials(
     auths.insert(docker_key(host), serde_json::json!({ "auth": encode_basic(username, password) }));
     let text =
         serde_json::to_vec_pretty(&document).context("failed to encode the Docker config")?;
-    crate::fsutil::write_atomic(&path, &text)?;
+    crate::fsutil::write_secret(&path, &text)?;
     Ok(format!("`{}`", path.display()))
 }
 

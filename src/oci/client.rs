@@ -219,6 +219,12 @@ impl Client {
     /// Whether a manifest is tagged `version`.
     pub async fn exists(&self, package: &PackageName, version: &Version) -> Result<bool> {
         let check = async {
+            if !version.build.is_empty() {
+                bail!(
+                    "OCI tags cannot hold build metadata (`+{}`); drop it from the version",
+                    version.build
+                );
+            }
             let (url, scope) =
                 self.endpoint(package, &format!("manifests/{version}"), false).await?;
             let request =
