@@ -6,7 +6,8 @@
 # temp dir removed at exit.
 #
 # Settings: DURATION (per wrk run, default 10s), CONNECTIONS (default 32), THREADS (wrk
-# threads, default 2), BIG_MIB (size of the upload, default 1024).
+# threads, default 2), BIG_MIB (size of the upload, default 1024), WREG_BIN (a cargo-wreg
+# binary to use instead of building one in release mode).
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 DURATION="${DURATION:-10s}"
@@ -32,9 +33,12 @@ if ((${#missing[@]})); then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-step "Building cargo-wreg (release)"
-cargo build --release --locked --quiet --manifest-path "$repo/Cargo.toml" --bin cargo-wreg
-wreg="$repo/target/release/cargo-wreg"
+wreg="${WREG_BIN:-}"
+if [[ -z "$wreg" ]]; then
+    step "Building cargo-wreg (release)"
+    cargo build --release --locked --quiet --manifest-path "$repo/Cargo.toml" --bin cargo-wreg
+    wreg="$repo/target/release/cargo-wreg"
+fi
 
 work="$(mktemp -d)"
 pids=()
@@ -108,6 +112,10 @@ stop_and_peak() {
     local pid="$1" times="$2"
     signal_server TERM "$pid"
     wait "$pid" 2>/dev/null || true
+    for _ in $(seq 600); do
+        grep -q 'Maximum resident' "$times" 2>/dev/null && break
+        sleep 0.1
+    done
     awk -F': ' '/Maximum resident set size/ {print $2}' "$times"
 }
 

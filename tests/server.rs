@@ -491,8 +491,8 @@ async fn kill_during_large_upload_leaves_nothing_visible_and_retry_succeeds() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     server.kill();
-    assert!(upload.await.unwrap().is_err(), "the upload survived the kill");
     drop(sender);
+    assert!(upload.await.unwrap().is_err(), "the upload survived the kill");
 
     let server = Server::start(&storage, &[]);
     assert_eq!(blob_files(&storage), blobs_before, "a partial blob became visible");
@@ -605,6 +605,7 @@ async fn oversized_and_malformed_bodies_are_refused() {
 
     let declared = push_blob(&client, &server, "acme/x", &content(1, 65 << 10), None).await;
     assert_eq!(declared.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(header(&declared, "connection"), "close", "the unread body stays on the wire");
     assert_eq!(error_code(declared).await, "SIZE_INVALID");
     // A streamed body has no declared length; the limit applies as it arrives.
     let start = client.post(server.url("/v2/acme/x/blobs/uploads/")).send().await.unwrap();
@@ -910,4 +911,43 @@ fn write_oci_layout(dir: &Path, wasm: &[u8], tag: &str) {
         }],
     });
     fs::write(dir.join("index.json"), index.to_string()).unwrap();
+}
+
+#[test]
+fn cargo_wreg_publishes_and_pulls_with_a_token() {
+    let secured = secured(&[&["push:acme"], &["pull:acme"]], &[]);
+    let (writer, reader) = (&secured.tokens[0], &secured.tokens[1]);
+    let sandbox = secured.dir.path();
+    let wit = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/wit/acme-text-1.0.0");
+    let wit = wit.to_str().unwrap();
+    let run = |token: Option<&str>, args: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_cargo-wreg"));
+        command
+            .args(args)
+            .args(["--registry", &secured.server.url])
+            .current_dir(sandbox)
+            .env("CARGO_WREG_CACHE_DIR", sandbox.join("cache"))
+            .env("XDG_CONFIG_HOME", sandbox.join("config"))
+            .env("XDG_CACHE_HOME", sandbox.join("xdg-cache"))
+            .env("DOCKER_CONFIG", sandbox.join("docker"))
+            .env_remove("CARGO_WREG_REGISTRY")
+            .env_remove("CARGO_WREG_REGISTRY_TOKEN");
+        if let Some(token) = token {
+            command.env("CARGO_WREG_REGISTRY_TOKEN", token);
+        }
+        command.stdin(Stdio::null()).output().expect("run cargo-wreg")
+    };
+
+    let anonymous = run(None, &["publish", "--wit", wit]);
+    assert!(!anonymous.status.success(), "published without a token");
+    let refused = run(Some(reader), &["publish", "--wit", wit]);
+    assert!(!refused.status.success(), "published with a read-only token");
+    let published = run(Some(writer), &["publish", "--wit", wit]);
+    let stderr = String::from_utf8_lossy(&published.stderr);
+    assert!(published.status.success(), "{stderr}");
+
+    let out = sandbox.join("text.wasm");
+    let pulled = run(Some(reader), &["pull", "acme:text@1.0.0", "-o", out.to_str().unwrap()]);
+    assert!(pulled.status.success(), "{}", String::from_utf8_lossy(&pulled.stderr));
+    assert!(fs::read(&out).unwrap().starts_with(b"\0asm"));
 }

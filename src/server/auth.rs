@@ -129,6 +129,7 @@ pub struct NewToken {
 }
 
 /// Creates a token with `scopes` in the auth file at `path` (creating the file).
+// TODO: lock the auth file; two `token add` at the same moment may keep only one token.
 pub fn add_token(path: &Path, scopes: Vec<Scope>, label: Option<String>) -> Result<NewToken> {
     if scopes.is_empty() {
         bail!("a token needs at least one scope");
@@ -347,8 +348,9 @@ impl Auth {
     /// granting each action the identity may do and leaving out the rest, as the docker
     /// token protocol has it.
     pub fn issue(&self, identity: Identity, scopes: &[&str]) -> Result<Issued, Refusal> {
-        if matches!(identity, Identity::Session(_)) || identity.is_anonymous() && !self.public_read
-        {
+        // Sessions come from long-lived tokens only, or from nobody where reads are public.
+        let anonymous_refused = identity.is_anonymous() && !self.public_read;
+        if anonymous_refused || matches!(identity, Identity::Session(_)) {
             return Err(Refusal::Unauthenticated);
         }
         let grants = scopes
@@ -502,7 +504,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// `len` bytes from the operating system's secure random source, as hex.
-fn random_hex(len: usize) -> Result<String> {
+pub fn random_hex(len: usize) -> Result<String> {
     let mut bytes = vec![0; len];
     rustls::crypto::ring::default_provider()
         .secure_random

@@ -131,6 +131,8 @@ fn referenced_blobs(root: &Path, tree: &Tree) -> HashSet<Digest> {
 }
 
 /// Removes blobs that are neither referenced nor recently modified.
+// TODO: lock out the server between the age check and the removal; a manifest put in that
+// instant may reference a blob removed under it.
 fn sweep_blobs(
     root: &Path,
     referenced: &HashSet<Digest>,

@@ -96,6 +96,28 @@ pub struct Server {
     app: Arc<App>,
     tls: Option<Arc<rustls::ServerConfig>>,
     upload_expiry: Duration,
+    /// Held while the server lives: two servers on one storage could each accept a
+    /// different release under one tag.
+    _storage_lock: std::fs::File,
+}
+
+/// Takes the storage's exclusive lock, or says which storage another server already serves.
+fn lock_storage(storage: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    let path = storage.join(".serve.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("failed to open `{}`", path.display()))?;
+    if file.try_lock().is_err() {
+        anyhow::bail!(
+            "another `cargo wreg registry serve` already serves `{}`; two servers on one storage \
+             could give one release tag two contents",
+            storage.display()
+        );
+    }
+    Ok(file)
 }
 
 impl Server {
@@ -118,6 +140,7 @@ impl Server {
             Storage::open(options.storage.clone(), storage_options).await.with_context(|| {
                 format!("failed to open registry storage `{}`", options.storage.display())
             })?;
+        let storage_lock = lock_storage(&options.storage)?;
         let app = App {
             storage,
             auth,
@@ -125,7 +148,12 @@ impl Server {
             max_blob_size: options.max_blob_size,
             scheme: if tls.is_some() { "https" } else { "http" },
         };
-        Ok(Self { app: Arc::new(app), tls, upload_expiry: options.upload_expiry })
+        Ok(Self {
+            app: Arc::new(app),
+            tls,
+            upload_expiry: options.upload_expiry,
+            _storage_lock: storage_lock,
+        })
     }
 
     /// `http` or `https`.
@@ -146,6 +174,7 @@ impl Server {
     ) -> anyhow::Result<()> {
         let housekeeping = tokio::spawn(housekeeping(self.app.clone(), self.upload_expiry));
         let router = router(self.app);
+        // TODO: cap connections and time out slow request headers; axum::serve sets neither.
         let served = match self.tls {
             Some(config) => {
                 let listener = tls::TlsListener::new(listener, config)
@@ -174,6 +203,7 @@ fn router(app: Arc<App>) -> Router {
         .route("/v2/_catalog", get(routes::catalog))
         .route("/v2/{*path}", any(routes::dispatch))
         .with_state(app)
+        .layer(middleware::from_fn(routes::close_after_refused_body))
         .layer(middleware::from_fn(request_log::log_request))
 }
 

@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
@@ -49,7 +50,7 @@ impl App {
             return Ok(Identity::Open);
         };
         let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-        auth.authenticate(authorization).map_err(|denial| self.refuse(denial, headers, None))
+        auth.authenticate(authorization).map_err(|_| self.unauthorized(headers, None, false))
     }
 
     /// Checks that `identity` may do `action` on `repository`.
@@ -60,37 +61,41 @@ impl App {
         repository: &str,
         action: Action,
     ) -> Result<(), ApiError> {
-        Auth::authorize(identity, repository, action).map_err(|denial| {
-            let actions = if action == Action::Push { "pull,push" } else { "pull" };
-            let mut err =
-                self.refuse(denial, headers, Some(format!("repository:{repository}:{actions}")));
-            if err.status == StatusCode::FORBIDDEN {
-                let verb = if action == Action::Push { "push to" } else { "pull from" };
-                err.message = format!("the token may not {verb} `{repository}`");
+        let (actions, verb) = match action {
+            Action::Pull => ("pull", "pull from"),
+            Action::Push => ("pull,push", "push to"),
+        };
+        let scope = || Some(format!("repository:{repository}:{actions}"));
+        match Auth::authorize(identity, repository, action) {
+            Ok(()) => Ok(()),
+            Err(Denial::Unauthenticated) => Err(self.unauthorized(headers, scope(), false)),
+            Err(Denial::InsufficientScope) => Err(self.unauthorized(headers, scope(), true)),
+            Err(Denial::Denied) => {
+                let message = format!("the token may not {verb} `{repository}`");
+                Err(ApiError::new(StatusCode::FORBIDDEN, "DENIED", message))
             }
-            err
-        })
+        }
     }
 
-    /// The error for a refused request; 401s carry the challenge that leads a client to the
-    /// token endpoint.
-    fn refuse(&self, denial: Denial, headers: &HeaderMap, scope: Option<String>) -> ApiError {
-        let (message, error) = match denial {
-            Denial::Denied => {
-                return ApiError::new(StatusCode::FORBIDDEN, "DENIED", "access denied");
-            }
-            Denial::InsufficientScope => ("the token does not cover this request", true),
-            Denial::Unauthenticated if headers.contains_key(header::AUTHORIZATION) => {
-                ("invalid credentials", false)
-            }
-            Denial::Unauthenticated => ("authentication required", false),
+    /// A 401 with the challenge that leads a client to the token endpoint for `scope`;
+    /// `insufficient` when the client's session token lacks a scope it could get.
+    fn unauthorized(
+        &self,
+        headers: &HeaderMap,
+        scope: Option<String>,
+        insufficient: bool,
+    ) -> ApiError {
+        let message = match (insufficient, headers.contains_key(header::AUTHORIZATION)) {
+            (true, _) => "the token does not cover this request",
+            (false, true) => "invalid credentials",
+            (false, false) => "authentication required",
         };
         let mut challenge =
             format!("Bearer realm=\"{}\",service=\"{SERVICE}\"", self.realm(headers));
         if let Some(scope) = scope {
             challenge.push_str(&format!(",scope=\"{scope}\""));
         }
-        if error {
+        if insufficient {
             challenge.push_str(",error=\"insufficient_scope\"");
         }
         let mut err = ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", message);
@@ -109,13 +114,27 @@ impl App {
     }
 }
 
+/// Closes the connection after an error answered to a request with a body, which may still
+/// be partly unread: a client must not send its next request on that connection.
+pub async fn close_after_refused_body(request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    let has_body = headers.contains_key(header::TRANSFER_ENCODING)
+        || content_length(headers).is_some_and(|length| length > 0);
+    let mut response = next.run(request).await;
+    let failed = response.status().is_client_error() || response.status().is_server_error();
+    if has_body && failed {
+        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
 /// `GET /v2/`: tells clients this is a registry, and whether they need a token for it.
 /// Anonymous clients get a challenge even with `--public-read`: docker-style clients only
 /// authenticate where this first request challenged them, and would otherwise never push.
 pub async fn api_version(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     match app.identify(&headers) {
         Ok(identity) if !identity.is_anonymous() => Json(json!({})).into_response(),
-        Ok(_) => app.refuse(Denial::Unauthenticated, &headers, None).into_response(),
+        Ok(_) => app.unauthorized(&headers, None, false).into_response(),
         Err(err) => err.into_response(),
     }
 }
@@ -127,6 +146,7 @@ pub async fn healthz() -> &'static str {
 
 /// `GET /token`: exchanges a long-lived token (as Basic password or Bearer) for a session
 /// token covering the requested `scope`s, as the docker token protocol describes.
+// TODO: `POST /token` (OAuth2 refresh tokens), used by `docker login` with identity tokens.
 pub async fn token(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -180,7 +200,7 @@ async fn list_repositories(
     let identity = app.identify(headers)?;
     if matches!(identity, Identity::Anonymous { public_read: false }) {
         let scope = Some("registry:catalog:*".to_string());
-        return Err(app.refuse(Denial::Unauthenticated, headers, scope));
+        return Err(app.unauthorized(headers, scope, false));
     }
     let mut names = app.storage.repositories().await?;
     names.retain(|name| identity.may_list(name));

@@ -18,6 +18,7 @@ use futures_util::StreamExt;
 use ring::digest::{Context as Hasher, SHA256};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
+use super::auth::random_hex;
 use super::storage::{StoreError, StoreResult, blocking, read_error};
 use crate::digest::Digest;
 
@@ -80,19 +81,22 @@ impl Uploads {
         self.slots.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Starts an upload session and returns its id.
+    /// Starts an upload session and returns its id. Knowing an id is what lets a client write
+    /// to the session, so ids are 128 bits from the system's secure random source.
+    // TODO: bind sessions to their repository; a pusher who learns another's id can finish it.
     pub async fn start(&self) -> StoreResult<String> {
-        let dir = self.dir.clone();
-        // A random name created exclusively: ids never collide and are hard to guess.
-        let path = blocking(move || {
-            let file = tempfile::Builder::new().prefix("").rand_bytes(32).tempfile_in(&dir);
-            let file =
-                file.with_context(|| format!("failed to create an upload in `{}`", dir.display()))?;
-            Ok(file.keep().context("failed to keep the upload file")?.1)
+        let id = random_hex(16)?;
+        let path = self.dir.join(&id);
+        blocking(move || {
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .with_context(|| format!("failed to create the upload `{}`", path.display()))?;
+            Ok(())
         })
         .await?;
-        let id = path.file_name().and_then(|n| n.to_str()).map(str::to_string);
-        Ok(id.ok_or_else(|| anyhow!("upload file `{}` has no UTF-8 name", path.display()))?)
+        Ok(id)
     }
 
     /// How many bytes an upload holds so far.
