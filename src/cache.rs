@@ -50,7 +50,10 @@ impl Cache {
             }
         };
         if digest.verify(&bytes).is_err() {
-            tracing::warn!(path = %path.display(), "cached blob is corrupted; ignoring it");
+            crate::shell::warn(format_args!(
+                "the cached `{digest}` at `{}` is corrupted; fetching it again",
+                path.display()
+            ));
             return Ok(None);
         }
         Ok(Some(bytes))

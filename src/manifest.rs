@@ -130,7 +130,7 @@ fn parse_target(value: &Value, dir: &Path, unknown_keys: &mut Vec<String>) -> Re
     if let Value::String(s) = value {
         return parse_target_str(s).with_context(|| format!("invalid `{key}`"));
     }
-    let table = as_table(value, key)?;
+    let table = value.as_object().ok_or_else(|| type_error(key, "a string or a table", value))?;
     let world = optional_str(table, "world", key)?.map(str::to_string);
     if let Some(path) = table.get("path") {
         unknown_keys.extend(unknown(table, &["path", "world", "dependencies"], key));

@@ -18,7 +18,7 @@ pub struct PullArgs {
     /// Select the release by its manifest digest (`sha256:...`)
     #[arg(long, value_name = "DIGEST")]
     pub digest: Option<Digest>,
-    /// Where to write the wasm
+    /// Where to write the wasm (`-` for stdout)
     #[arg(short, long, value_name = "FILE")]
     pub output: PathBuf,
     #[command(flatten)]

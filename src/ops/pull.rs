@@ -1,5 +1,6 @@
 //! `cargo wreg pull`: download one release's wasm, verified against its digests.
 
+use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -32,6 +33,13 @@ pub async fn pull(
     let bytes = client.fetch_layer(package, &release.layer, bar.as_ref()).await?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
+    }
+    // `-o -` writes to stdout, as other tools have it.
+    if out == Path::new("-") {
+        return std::io::stdout()
+            .write_all(&bytes)
+            .and_then(|()| std::io::stdout().flush())
+            .context("failed to write to stdout");
     }
     crate::fsutil::write_atomic(out, &bytes)
         .with_context(|| format!("failed to save `{package}` to `{}`", out.display()))?;

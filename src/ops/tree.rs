@@ -43,6 +43,15 @@ impl Node {
 pub async fn tree(workspace: &Workspace, options: &TreeOptions) -> Result<String> {
     let lock = LockFile::load(&workspace.lock_path())?;
     let resolved = resolve_workspace(workspace, &lock, &options.fetch, Vec::new()).await?;
+    if options.fetch.locked && resolved.index.lock_for(&resolved.resolution) != lock {
+        return Err(Help::error(
+            format!(
+                "`{}` is not up to date but --locked was passed",
+                workspace.lock_path().display()
+            ),
+            "run `cargo wreg fetch` to update it",
+        ));
+    }
     let edges = edges(&resolved);
     let mut reverse: BTreeMap<&Node, BTreeSet<&Node>> = BTreeMap::new();
     for (from, tos) in &edges {

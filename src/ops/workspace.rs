@@ -77,7 +77,10 @@ impl Workspace {
         let dir = self.target_dir();
         std::fs::create_dir_all(dir)
             .with_context(|| format!("failed to create `{}`", dir.display()))?;
-        let path = dir.join(".cargo-wreg.lock");
+        // One lock per workspace, so projects sharing a target directory do not wait on
+        // each other.
+        let id = crate::digest::Digest::of(self.root().as_os_str().as_encoded_bytes());
+        let path = dir.join(format!(".cargo-wreg-{}.lock", &id.hex()[..16]));
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
