@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::RegistryConfig;
+use crate::ops::cargo_cmd::CargoCommand;
 use crate::ops::fetch::{FetchOptions, SnapshotKey};
 use crate::ops::workspace::{CargoFlags, Workspace};
 use crate::registry::Registry;
@@ -14,10 +15,12 @@ use crate::shell::ColorChoice;
 
 mod add;
 mod build;
+mod cargo_cmd;
 mod config;
 mod fetch;
 mod info;
 mod login;
+mod new;
 mod publish;
 mod pull;
 mod registry;
@@ -53,6 +56,18 @@ pub enum Command {
     Fetch(fetch::FetchArgs),
     /// Fetch, then build the components with cargo
     Build(build::BuildArgs),
+    /// Fetch, then `cargo check` for the wasm target (fit for rust-analyzer's check command)
+    Check(cargo_cmd::CargoCmdArgs),
+    /// Fetch, then `cargo clippy` for the wasm target
+    Clippy(cargo_cmd::CargoCmdArgs),
+    /// Fetch, then `cargo doc` for the wasm target
+    Doc(cargo_cmd::CargoCmdArgs),
+    /// Fetch, then `cargo test` for the wasm target, run by the configured runner or wasmtime
+    Test(cargo_cmd::CargoCmdArgs),
+    /// Fetch, then `cargo run` for the wasm target, run by the configured runner or wasmtime
+    Run(cargo_cmd::CargoCmdArgs),
+    /// Create a component crate whose source implements its world's exports with stubs
+    New(new::NewArgs),
     /// Publish the component, or a WIT package with --wit, to a registry
     Publish(publish::PublishArgs),
     /// Download a published release's wasm
@@ -78,6 +93,12 @@ impl Command {
         match self {
             Command::Fetch(args) => fetch::run(args).await,
             Command::Build(args) => build::run(args).await,
+            Command::Check(args) => cargo_cmd::run(CargoCommand::Check, args).await,
+            Command::Clippy(args) => cargo_cmd::run(CargoCommand::Clippy, args).await,
+            Command::Doc(args) => cargo_cmd::run(CargoCommand::Doc, args).await,
+            Command::Test(args) => cargo_cmd::run(CargoCommand::Test, args).await,
+            Command::Run(args) => cargo_cmd::run(CargoCommand::Run, args).await,
+            Command::New(args) => new::run(args).await,
             Command::Publish(args) => publish::run(args).await,
             Command::Pull(args) => pull::run(args).await,
             Command::Registry(args) => registry::run(args).await,

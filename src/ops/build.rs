@@ -1,13 +1,18 @@
 //! `cargo wreg build`: fetch (a no-op when nothing changed), then `cargo build` for a wasm
-//! target, then check and report each component produced.
+//! target, then make a component of each core module it produced (`wasm32-wasip1`,
+//! `wasm32-unknown-unknown`) and report each component with its world.
 
-use std::io::BufReader;
+use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, anyhow, bail};
+use cargo_metadata::diagnostic::{Diagnostic, DiagnosticLevel};
 use cargo_metadata::{Message, PackageId};
 
+use crate::Help;
+use crate::manifest::ComponentMetadata;
+use crate::ops::componentize::{self, AdapterChoice};
 use crate::ops::fetch::{self, FetchOptions, Prepared};
 use crate::ops::workspace::Workspace;
 use crate::shell;
@@ -55,23 +60,25 @@ pub async fn build(workspace: &Workspace, options: &BuildOptions) -> Result<Vec<
     compile(workspace.root(), &prepared, options)
 }
 
-/// Runs `cargo build` for the prepared members of the workspace at `root` and checks what it
-/// produced.
+/// Runs `cargo build` for the prepared members of the workspace at `root`, makes a component
+/// of each core module it produced and reports each component.
 pub fn compile(root: &Path, prepared: &[Prepared], options: &BuildOptions) -> Result<Vec<Built>> {
-    let target = match &options.target {
-        Some(target) => Some(target.clone()),
-        None if configured_target()?.is_some() => None,
-        None => Some(DEFAULT_TARGET.to_string()),
-    };
-    let mut command = cargo_command(root, options, target.as_deref(), prepared);
-    let artifacts = run_cargo(&mut command)?;
+    let target = target_argument(options.target.as_deref())?;
+    let mut command = cargo_command("build", root, options, target.as_deref());
+    command.arg("--message-format=json-diagnostic-rendered-ansi");
+    for member in prepared {
+        command.args(["-p", member.name.as_str()]);
+    }
+    command.args(&options.cargo_args);
+    let artifacts = run_cargo(&mut command, prepared)?;
 
     let mut built = Vec::new();
-    for (id, path) in artifacts {
-        let Some(prepared) = prepared.iter().find(|p| p.id == id) else { continue };
-        check_component(&path, target.as_deref())?;
-        shell::status("Component", format_args!("{} ({})", path.display(), prepared.world));
-        built.push(Built { package: prepared.name.clone(), path, world: prepared.world.clone() });
+    for artifact in artifacts {
+        let Some(member) = prepared.iter().find(|p| p.id == artifact.package) else { continue };
+        finish_component(&artifact)?;
+        let path = artifact.path;
+        shell::status("Component", format_args!("{} ({})", path.display(), member.world));
+        built.push(Built { package: member.name.clone(), path, world: member.world.clone() });
     }
     if built.is_empty() {
         bail!(
@@ -82,24 +89,42 @@ pub fn compile(root: &Path, prepared: &[Prepared], options: &BuildOptions) -> Re
     Ok(built)
 }
 
-fn cargo_command(
+/// The `--target` to pass to cargo: the one asked for, else none when cargo's configuration
+/// names one (cargo applies it), else the default.
+pub fn target_argument(asked: Option<&str>) -> Result<Option<String>> {
+    Ok(match asked {
+        Some(target) => Some(target.to_string()),
+        None if configured_target()?.is_some() => None,
+        None => Some(DEFAULT_TARGET.to_string()),
+    })
+}
+
+/// The target cargo builds for: the one asked for, else cargo's configured one, else the
+/// default.
+pub fn effective_target(asked: Option<&str>) -> Result<String> {
+    match asked {
+        Some(target) => Ok(target.to_string()),
+        None => Ok(configured_target()?.unwrap_or_else(|| DEFAULT_TARGET.to_string())),
+    }
+}
+
+/// `cargo <subcommand>` for the workspace at `root` with the target and the options that
+/// cargo-wreg passes through; the caller adds packages, then `options.cargo_args`.
+pub fn cargo_command(
+    subcommand: &str,
     root: &Path,
     options: &BuildOptions,
     target: Option<&str>,
-    prepared: &[Prepared],
 ) -> Command {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
-    command.arg("build").arg("--message-format=json-render-diagnostics");
+    command.arg(subcommand);
     command.arg("--manifest-path").arg(root.join("Cargo.toml"));
     if let Some(target) = target {
         command.args(["--target", target]);
     }
     if options.release {
         command.arg("--release");
-    }
-    for member in prepared {
-        command.args(["-p", member.name.as_str()]);
     }
     if options.frozen {
         command.arg("--frozen");
@@ -111,13 +136,19 @@ fn cargo_command(
             command.arg("--locked");
         }
     }
-    command.args(&options.cargo_args);
     command
 }
 
-/// Runs cargo with its JSON messages on stdout (diagnostics still rendered on stderr) and
-/// returns each `.wasm` artifact with the package that produced it.
-fn run_cargo(command: &mut Command) -> Result<Vec<(PackageId, PathBuf)>> {
+/// A `.wasm` file cargo produced.
+struct Artifact {
+    package: PackageId,
+    manifest_path: PathBuf,
+    path: PathBuf,
+}
+
+/// Runs cargo with its JSON messages on stdout, printing the compiler's diagnostics as they
+/// come, and returns each `.wasm` artifact.
+fn run_cargo(command: &mut Command, prepared: &[Prepared]) -> Result<Vec<Artifact>> {
     tracing::debug!(?command, "running cargo");
     let mut child = command
         .stdout(Stdio::piped())
@@ -125,39 +156,78 @@ fn run_cargo(command: &mut Command) -> Result<Vec<(PackageId, PathBuf)>> {
         .context("failed to run `cargo build`; is cargo on PATH?")?;
     let stdout = child.stdout.take().ok_or_else(|| anyhow!("cargo's stdout was not captured"))?;
     let mut artifacts = Vec::new();
+    let mut unimplemented = None;
     for message in Message::parse_stream(BufReader::new(stdout)) {
-        if let Message::CompilerArtifact(artifact) =
-            message.context("failed to read cargo's output")?
-        {
-            let wasm = artifact.filenames.into_iter().filter(|f| f.extension() == Some("wasm"));
-            for file in wasm {
-                artifacts.push((artifact.package_id.clone(), file.into_std_path_buf()));
+        match message.context("failed to read cargo's output")? {
+            Message::CompilerArtifact(artifact) => {
+                let wasm = artifact.filenames.iter().filter(|f| f.extension() == Some("wasm"));
+                artifacts.extend(wasm.map(|file| Artifact {
+                    package: artifact.package_id.clone(),
+                    manifest_path: artifact.manifest_path.clone().into_std_path_buf(),
+                    path: file.clone().into_std_path_buf(),
+                }));
             }
+            Message::CompilerMessage(message) => {
+                let _ = write!(anstream::stderr(), "{}", message.message);
+                if unimplemented.is_none() && is_unimplemented_export(&message.message) {
+                    unimplemented = prepared.iter().find(|p| p.id == message.package_id);
+                }
+            }
+            _ => {}
         }
     }
     let status = child.wait().context("failed to wait for `cargo build`")?;
-    if !status.success() {
-        return Err(CargoFailed(status.code().unwrap_or(101)).into());
+    match (status.success(), unimplemented) {
+        (true, _) => Ok(artifacts),
+        (false, Some(member)) => Err(unimplemented_error(member)),
+        (false, None) => Err(CargoFailed(status.code().unwrap_or(101)).into()),
     }
-    Ok(artifacts)
 }
 
-/// Checks that what cargo produced is a component (what wasm32-wasip2 links).
-fn check_component(path: &Path, target: Option<&str>) -> Result<()> {
-    let bytes =
-        std::fs::read(path).with_context(|| format!("failed to read `{}`", path.display()))?;
-    if wasmparser::Parser::is_component(&bytes) {
-        wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all())
-            .validate_all(&bytes)
-            .with_context(|| format!("`{}` is not a valid component", path.display()))?;
-        return Ok(());
-    }
-    // TODO: componentize core modules of wasm32-wasip1 and wasm32-unknown-unknown with an adapter.
-    bail!(
-        "`{}` is a core wasm module, not a component; target `{}` is not supported yet, use `{DEFAULT_TARGET}`",
-        path.display(),
-        target.unwrap_or("from .cargo/config.toml")
+/// Whether a compiler error says the crate's implementation of its world's `Guest` traits
+/// does not match the world: a missing function, one the world does not have, or no impl.
+fn is_unimplemented_export(diagnostic: &Diagnostic) -> bool {
+    const CODES: &[&str] = &["E0046", "E0407", "E0277"];
+    let coded = diagnostic.code.as_ref().is_some_and(|c| CODES.contains(&c.code.as_str()));
+    let mentions_guest = diagnostic.message.contains("Guest")
+        || diagnostic.spans.iter().flat_map(|s| &s.text).any(|line| line.text.contains("Guest"));
+    diagnostic.level == DiagnosticLevel::Error && coded && mentions_guest
+}
+
+fn unimplemented_error(member: &Prepared) -> anyhow::Error {
+    Help::error(
+        format!(
+            "package `{}` does not implement its target world `{}` as the bindings require",
+            member.name, member.world
+        ),
+        "implement each function of the world's `Guest` traits, with the signatures that \
+         `src/bindings.rs` declares, on the type passed to `bindings::export!`",
     )
+}
+
+/// Makes a component of a core module cargo produced, with the adapter its crate's
+/// `[package.metadata.component]` asks for.
+fn finish_component(artifact: &Artifact) -> Result<()> {
+    let choice = adapter_choice(&artifact.manifest_path)?;
+    let outcome = componentize::ensure_component(&artifact.path, &choice)?;
+    tracing::debug!(path = %artifact.path.display(), ?outcome, "checked the component");
+    Ok(())
+}
+
+/// The `proxy` and `adapter` settings of the crate whose manifest is `manifest`.
+fn adapter_choice(manifest: &Path) -> Result<AdapterChoice> {
+    let text = std::fs::read_to_string(manifest)
+        .with_context(|| format!("failed to read `{}`", manifest.display()))?;
+    let document: serde_json::Value = toml_edit::de::from_str(&text)
+        .with_context(|| format!("failed to parse `{}`", manifest.display()))?;
+    let Some(table) = document.pointer("/package/metadata/component") else {
+        return Ok(AdapterChoice::default());
+    };
+    let dir = manifest.parent().unwrap_or(Path::new("."));
+    let component = ComponentMetadata::parse(table, dir).with_context(|| {
+        format!("invalid `[package.metadata.component]` in `{}`", manifest.display())
+    })?;
+    Ok(AdapterChoice { proxy: component.proxy, custom: component.adapter })
 }
 
 /// The target cargo's configuration chooses: `CARGO_BUILD_TARGET`, else `build.target` in the
@@ -166,23 +236,36 @@ pub fn configured_target() -> Result<Option<String>> {
     if let Some(target) = std::env::var_os("CARGO_BUILD_TARGET") {
         return Ok(Some(target.to_string_lossy().into_owned()));
     }
+    for (_, config) in cargo_configs()? {
+        if let Some(target) =
+            config.get("build").and_then(|b| b.get("target")).and_then(|t| t.as_str())
+        {
+            return Ok(Some(target.to_string()));
+        }
+    }
+    Ok(None)
+}
+
+/// cargo's configuration files as cargo finds them, the one that wins first: `.cargo/config.toml`
+/// (or `.cargo/config`) in the current directory and each one above it, then in `$CARGO_HOME`.
+pub fn cargo_configs() -> Result<Vec<(PathBuf, toml_edit::DocumentMut)>> {
     let cwd = std::env::current_dir().context("failed to read the current directory")?;
     let cargo_home = std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
         .or_else(|| dirs::home_dir().map(|h| h.join(".cargo")));
-    let candidates = cwd.ancestors().map(|d| d.join(".cargo")).chain(cargo_home);
-    for dir in candidates {
+    let mut configs = Vec::new();
+    for dir in cwd.ancestors().map(|d| d.join(".cargo")).chain(cargo_home) {
         for name in ["config.toml", "config"] {
             let path = dir.join(name);
-            let Ok(text) = std::fs::read_to_string(&path) else { continue };
-            let doc: toml_edit::DocumentMut =
-                text.parse().with_context(|| format!("failed to parse `{}`", path.display()))?;
-            if let Some(target) =
-                doc.get("build").and_then(|b| b.get("target")).and_then(|t| t.as_str())
-            {
-                return Ok(Some(target.to_string()));
+            // `$CARGO_HOME` is often also one of the directories above.
+            if configs.iter().any(|(seen, _)| *seen == path) {
+                continue;
             }
+            let Ok(text) = std::fs::read_to_string(&path) else { continue };
+            let config =
+                text.parse().with_context(|| format!("failed to parse `{}`", path.display()))?;
+            configs.push((path, config));
         }
     }
-    Ok(None)
+    Ok(configs)
 }

@@ -3,10 +3,13 @@
 
 pub mod add;
 pub mod build;
+pub mod cargo_cmd;
+pub mod componentize;
 pub mod fetch;
 pub mod fingerprint;
 pub mod index;
 pub mod info;
+pub mod new;
 pub mod publish;
 pub mod pull;
 pub mod tree;

@@ -688,3 +688,108 @@ fn check_publish_and_pull(target: &Target, sandbox: &Sandbox, project: &Project)
     );
     assert_eq!(invoke(&pulled, r#"greet("World")"#), r#""Hello, World!""#);
 }
+
+impl Wreg {
+    /// Runs the command in `dir` rather than the sandbox, as a user inside a project would; cargo
+    /// reads `.cargo/config.toml` from there.
+    pub fn current_dir(mut self, dir: &Path) -> Wreg {
+        self.command.current_dir(dir);
+        self
+    }
+}
+
+/// `PATH` with the directory of the wasmtime CLI in front, for commands that look wasmtime up.
+pub fn path_with_wasmtime() -> std::ffi::OsString {
+    let wasmtime = wasmtime();
+    let dir = wasmtime.parent().expect("the wasmtime binary is in a directory").to_path_buf();
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::join_paths(std::iter::once(dir).chain(std::env::split_paths(&path)))
+        .expect("PATH entries join")
+}
+
+/// `wasmtime serve` running one component on a free loopback port; killed on drop.
+pub struct WasmtimeServer {
+    child: Child,
+    url: String,
+    stderr: mpsc::Receiver<String>,
+}
+
+impl WasmtimeServer {
+    /// How long wasmtime may take to compile the component and start listening.
+    const START_TIMEOUT: Duration = Duration::from_secs(120);
+
+    /// Starts `wasmtime serve <options> --addr 127.0.0.1:0 <component>` and waits until it
+    /// listens.
+    pub fn start(component: &Path, options: &[&str]) -> WasmtimeServer {
+        let mut child = Command::new(wasmtime())
+            .arg("serve")
+            .args(options)
+            .args(["--addr", "127.0.0.1:0"])
+            .arg(component)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn `wasmtime serve`");
+        let (sender, stderr) = mpsc::channel();
+        let pipe = child.stderr.take().expect("stderr is piped");
+        thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut server = WasmtimeServer { child, url: String::new(), stderr };
+        server.url = server.wait_for_url();
+        server
+    }
+
+    /// The `http://127.0.0.1:PORT/` that wasmtime reported.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// What wasmtime printed on stderr since it started listening, for failure messages.
+    pub fn log(&self) -> String {
+        self.stderr.try_iter().collect::<Vec<_>>().join("\n")
+    }
+
+    /// Waits for the `Serving HTTP on <url>` line wasmtime prints once it listens.
+    fn wait_for_url(&mut self) -> String {
+        let deadline = Instant::now() + Self::START_TIMEOUT;
+        let mut seen = Vec::new();
+        let remaining = || deadline.saturating_duration_since(Instant::now());
+        while let Ok(line) = self.stderr.recv_timeout(remaining()) {
+            match line.trim().strip_prefix("Serving HTTP on ") {
+                Some(url) => return url.to_string(),
+                None => seen.push(line),
+            }
+        }
+        let status = self.child.try_wait().ok().flatten();
+        panic!("`wasmtime serve` reported no address (exit {status:?})\n{}", seen.join("\n"));
+    }
+}
+
+impl Drop for WasmtimeServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A GET of `url` that never goes through a proxy: the status code and the body.
+pub fn http_get(url: &str) -> reqwest::Result<(u16, String)> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("start a tokio runtime");
+    runtime.block_on(async {
+        let client =
+            reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(30)).build()?;
+        let response = client.get(url).send().await?;
+        let status = response.status().as_u16();
+        Ok((status, response.text().await?))
+    })
+}
