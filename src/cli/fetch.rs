@@ -14,6 +14,9 @@ pub struct FetchArgs {
     /// Only the named workspace members
     #[arg(short, long = "package", value_name = "SPEC")]
     pub packages: Vec<String>,
+    /// Every component of the workspace (what happens without `-p` too)
+    #[arg(long, conflicts_with = "packages")]
+    pub workspace: bool,
 }
 
 pub async fn run(args: FetchArgs) -> Result<()> {

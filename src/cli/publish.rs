@@ -29,6 +29,7 @@ pub struct PublishArgs {
 }
 
 pub async fn run(args: PublishArgs) -> Result<()> {
+    let args = PublishArgs { cargo: args.cargo.resolved()?, ..args };
     let project = &args.cargo.project;
     if project.offline || project.frozen {
         return Err(Help::error(
