@@ -50,3 +50,62 @@ fn component_imports(wasm: &[u8]) -> Vec<String> {
     }
     names
 }
+
+/// Two dependencies exporting the same interface cannot both be imported yet: a clear error,
+/// and nothing written.
+#[test]
+fn two_components_exporting_one_interface_are_refused_clearly() {
+    let registry = Registry::start();
+    let sandbox = Sandbox::new();
+    let wit = common::wasi_wit_deps("40.0.0");
+    for package in ["io", "clocks", "random", "filesystem", "sockets", "cli", "http"] {
+        sandbox
+            .wreg(["publish", "--registry", registry.url(), "--wit"])
+            .arg(wit.join(package))
+            .ok();
+    }
+
+    // One component exporting `wasi:http/incoming-handler`, published under two names.
+    let server = sandbox.project("wasi-http");
+    let publish = || {
+        sandbox
+            .wreg(["publish", "--registry", registry.url(), "--manifest-path"])
+            .arg(server.manifest())
+            .ok()
+    };
+    publish();
+    let manifest = fs::read_to_string(server.manifest()).expect("read Cargo.toml");
+    fs::write(server.manifest(), manifest.replace("acme:hello-http", "acme:other-http"))
+        .expect("write Cargo.toml");
+    publish();
+
+    let caller = sandbox.project("caller");
+    let manifest = fs::read_to_string(caller.manifest()).expect("read Cargo.toml");
+    let both = "\"acme:hello-http\" = \"0.1\"\n\"acme:other-http\" = \"0.1\"\n";
+    fs::write(caller.manifest(), manifest.replace("\"acme:hello\" = \"0.1\"\n", both))
+        .expect("write Cargo.toml");
+    fs::write(caller.path("src/lib.rs"), CALLER_OF_TWO).expect("write lib.rs");
+    let out = sandbox
+        .wreg(["build", "--registry", registry.url(), "--manifest-path"])
+        .arg(caller.manifest())
+        .fails();
+    out.assert_stderr_contains(
+        "`acme:other-http` exports `wasi:http/incoming-handler@0.2.6`, which the world already imports",
+    );
+    assert!(!caller.path("src/bindings.rs").exists(), "bindings were written");
+    assert!(!caller.path("wkg.lock").exists(), "wkg.lock was written");
+}
+
+const CALLER_OF_TWO: &str = r#"#[allow(warnings)]
+mod bindings;
+
+struct Component;
+
+impl bindings::Guest for Component {
+    fn run() -> String {
+        String::new()
+    }
+}
+
+bindings::export!(Component with_types_in bindings);
+"#;
