@@ -150,6 +150,15 @@ pub fn componentize(module: &[u8], adapter: Option<&Adapter>) -> Result<Vec<u8>>
 
 /// Makes the wasm file at `path` a component: a core module is encoded, with the adapter
 /// `choice` picks, and written over it atomically; a component is validated and kept.
+/// Whether the file at `path` starts like a component (its preamble alone is read); a file
+/// that cannot be read is not, and the full check that follows reports why.
+pub fn is_component_file(path: &Path) -> bool {
+    let mut preamble = [0; 8];
+    let read = std::fs::File::open(path)
+        .and_then(|mut file| std::io::Read::read_exact(&mut file, &mut preamble));
+    read.is_ok() && Parser::is_component(&preamble)
+}
+
 pub fn ensure_component(path: &Path, choice: &AdapterChoice) -> Result<Outcome> {
     let bytes =
         std::fs::read(path).with_context(|| format!("failed to read `{}`", path.display()))?;
