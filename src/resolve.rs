@@ -10,7 +10,7 @@
 //! a release that the index does not hold yet, it says so, and the caller loads them and asks
 //! again.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt::Write;
 
 use anyhow::{Result, bail};
@@ -94,68 +94,116 @@ fn track(version: &Version) -> (u64, u64, u64) {
     }
 }
 
-const MAX_ROUNDS: usize = 1000;
+/// A bound on the work of one resolution, against requirement sets that never settle.
+const MAX_STEPS: usize = 1_000_000;
+
+/// The semver track of a version, as a map key.
+type Track = (u64, u64, u64);
 
 /// Resolves `roots` and everything the chosen releases require. `locked` holds the versions
 /// the lock file has for each package, which win while they satisfy their requirements.
+///
+/// A worklist: a package is reconsidered whenever its requirements change, and a change of
+/// its chosen releases retracts the requirements of the releases it no longer chooses and
+/// adds those of the new ones. It ends at a fixed point, where every package's choice is what
+/// its current requirements give.
 pub fn resolve(
     roots: &[Requirement],
     index: &dyn Index,
     locked: &BTreeMap<PackageKey, Vec<Version>>,
 ) -> Result<Outcome> {
-    let mut previous: BTreeMap<(PackageKey, (u64, u64, u64)), Version> = BTreeMap::new();
-    for _ in 0..MAX_ROUNDS {
-        // The requirements in force: the roots plus those of the releases chosen last round.
-        let mut requirements: Vec<Requirement> = roots.to_vec();
-        let mut need = BTreeSet::new();
-        for ((key, _), version) in &previous {
-            match index.dependencies(key, version) {
-                Some(deps) => requirements.extend(deps.iter().map(|(dep, req)| Requirement {
-                    key: dep.clone(),
-                    req: req.clone(),
-                    origin: Origin::Release(key.clone(), version.clone()),
-                })),
-                None => {
-                    need.insert(Missing::Release(key.clone(), version.clone()));
-                }
-            }
-        }
+    let mut reqs: BTreeMap<PackageKey, Vec<Requirement>> = BTreeMap::new();
+    for requirement in roots {
+        reqs.entry(requirement.key.clone()).or_default().push(requirement.clone());
+    }
+    let mut picks: BTreeMap<PackageKey, BTreeMap<Track, Version>> = BTreeMap::new();
+    let mut assigned: BTreeMap<PackageKey, Vec<(String, Version)>> = BTreeMap::new();
+    let mut queue: VecDeque<PackageKey> = reqs.keys().cloned().collect();
+    let mut queued: BTreeSet<PackageKey> = queue.iter().cloned().collect();
+    let mut need = BTreeSet::new();
+    let empty = Vec::new();
 
-        let mut by_key: BTreeMap<&PackageKey, Vec<&Requirement>> = BTreeMap::new();
-        for requirement in &requirements {
-            by_key.entry(&requirement.key).or_default().push(requirement);
+    let mut steps = 0;
+    while let Some(key) = queue.pop_front() {
+        queued.remove(&key);
+        steps += 1;
+        if steps > MAX_STEPS {
+            bail!("version resolution did not settle after {MAX_STEPS} steps");
         }
-        let mut picks = BTreeMap::new();
-        let mut chosen = BTreeMap::new();
-        for (key, reqs) in by_key {
-            let empty = Vec::new();
-            let locked = locked.get(key).unwrap_or(&empty);
-            match choose(key, &reqs, index.versions(key), locked) {
-                Choice::Picked(list) => {
-                    for (req, version) in list {
-                        chosen.insert((key.clone(), req.to_string()), version.clone());
-                        picks.insert((key.clone(), track(&version)), version);
-                    }
+        let list: Vec<&Requirement> =
+            reqs.get(&key).map(|l| l.iter().collect()).unwrap_or_default();
+        let mut chosen = Vec::new();
+        if !list.is_empty() {
+            match choose(&key, &list, index.versions(&key), locked.get(&key).unwrap_or(&empty)) {
+                Choice::Picked(pairs) => {
+                    chosen = pairs.into_iter().map(|(req, v)| (req.to_string(), v)).collect()
                 }
                 Choice::NeedVersions => {
                     need.insert(Missing::Versions(key.clone()));
+                    continue;
                 }
                 Choice::Conflict(message) => {
-                    let available = index.versions(key).unwrap_or_default();
-                    bail!(explain(&message, key, &reqs, &requirements, &previous, available))
+                    let all: Vec<Requirement> = reqs.values().flatten().cloned().collect();
+                    let flat = picks
+                        .iter()
+                        .flat_map(|(k, by_track)| {
+                            by_track.iter().map(|(t, v)| ((k.clone(), *t), v.clone()))
+                        })
+                        .collect();
+                    let available = index.versions(&key).unwrap_or_default();
+                    bail!(explain(&message, &key, &list, &all, &flat, available));
                 }
             }
         }
-        if !need.is_empty() {
-            return Ok(Outcome::Need(need));
+        let new: BTreeMap<Track, Version> =
+            chosen.iter().map(|(_, v)| (track(v), v.clone())).collect();
+        let old = picks.remove(&key).unwrap_or_default();
+        assigned.insert(key.clone(), chosen);
+
+        let mut touched = Vec::new();
+        for version in old.values().filter(|v| !new.values().any(|n| n == *v)) {
+            let origin = Origin::Release(key.clone(), version.clone());
+            for (dep, _) in index.dependencies(&key, version).unwrap_or_default() {
+                if let Some(list) = reqs.get_mut(dep) {
+                    list.retain(|r| r.origin != origin);
+                }
+                touched.push(dep.clone());
+            }
         }
-        if picks == previous {
-            let releases = picks.into_iter().map(|((key, _), version)| (key, version)).collect();
-            return Ok(Outcome::Resolved(Resolution { chosen, releases }));
+        for version in new.values().filter(|v| !old.values().any(|o| o == *v)) {
+            let Some(deps) = index.dependencies(&key, version) else {
+                need.insert(Missing::Release(key.clone(), version.clone()));
+                continue;
+            };
+            for (dep, req) in deps {
+                let origin = Origin::Release(key.clone(), version.clone());
+                let requirement = Requirement { key: dep.clone(), req: req.clone(), origin };
+                reqs.entry(dep.clone()).or_default().push(requirement);
+                touched.push(dep.clone());
+            }
         }
-        previous = picks;
+        if !new.is_empty() {
+            picks.insert(key.clone(), new);
+        }
+        for dep in touched {
+            if queued.insert(dep.clone()) {
+                queue.push_back(dep);
+            }
+        }
     }
-    bail!("version resolution did not settle after {MAX_ROUNDS} rounds")
+
+    if !need.is_empty() {
+        return Ok(Outcome::Need(need));
+    }
+    let chosen = assigned
+        .into_iter()
+        .flat_map(|(key, pairs)| pairs.into_iter().map(move |(req, v)| ((key.clone(), req), v)))
+        .collect();
+    let releases = picks
+        .into_iter()
+        .flat_map(|(key, by_track)| by_track.into_values().map(move |v| (key.clone(), v)))
+        .collect();
+    Ok(Outcome::Resolved(Resolution { chosen, releases }))
 }
 
 enum Choice<'a> {
@@ -420,6 +468,17 @@ mod tests {
         );
         assert!(err.contains("`app` needs `acme:kv ^1.3`"), "{err}");
         assert!(err.ends_with("available on `127.0.0.1:5000`: 2.0.1, 1.3.2, 1.1.0"), "{err}");
+    }
+
+    #[test]
+    fn a_release_no_longer_chosen_takes_its_requirements_with_it() {
+        let mut index = MemIndex::default();
+        index.add("acme:a", "1.0.0", &[]);
+        index.add("acme:a", "1.1.0", &[("acme:b", "^1")]);
+        index.add("acme:b", "1.0.0", &[]);
+        index.add("acme:c", "1.0.0", &[("acme:a", "=1.0.0")]);
+        let r = run(&[root("acme:a", "^1"), root("acme:c", "1")], &index, &[]).unwrap();
+        assert_eq!(picked(&r), ["acme:a@1.0.0", "acme:c@1.0.0"]);
     }
 
     #[test]
