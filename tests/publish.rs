@@ -351,3 +351,22 @@ fn skopeo() -> PathBuf {
         || panic!("skopeo not found: install Debian's `skopeo` package (`.ci/run` does)"),
     )
 }
+
+/// A WIT package keeps the versions its references name, even when newer compatible releases
+/// of those packages exist at publish time: they are the minimum its consumers need.
+#[test]
+fn published_wit_keeps_the_versions_it_references() {
+    let registry = Registry::start();
+    let sandbox = Sandbox::new();
+    sandbox.publish_wit_fixtures(&registry);
+
+    let pulled = sandbox.path().join("greeting.wasm");
+    sandbox
+        .wreg(["pull", "acme:greeting@1.0.0", "--registry", registry.url(), "-o"])
+        .arg(&pulled)
+        .ok();
+    let bytes = std::fs::read(&pulled).expect("read the pulled package");
+    let contains = |needle: &str| bytes.windows(needle.len()).any(|w| w == needle.as_bytes());
+    assert!(contains("acme:text/types@1.0.0"), "the reference to acme:text@1.0.0 was moved");
+    assert!(!contains("acme:text/types@1.1.0"), "the reference names a newer release");
+}

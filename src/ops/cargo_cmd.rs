@@ -117,10 +117,10 @@ fn check_runnable(members: &[&Member], cargo_args: &[String]) -> Result<()> {
 }
 
 /// The environment variable and value that make `wasmtime` cargo's runner for `triple`, when
-/// it is a WASI target, cargo has no runner configured for it and `wasmtime` is on `PATH`.
+/// it is a wasm target, cargo has no runner configured for it and `wasmtime` is on `PATH`.
 fn default_runner(triple: &str) -> Result<Option<(String, PathBuf)>> {
     let var = runner_var(triple);
-    if !triple.starts_with("wasm32-wasi") || std::env::var_os(&var).is_some() {
+    if !triple.starts_with("wasm32-") || std::env::var_os(&var).is_some() {
         return Ok(None);
     }
     if configured_runner(triple)? {

@@ -9,7 +9,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use semver::Version;
+use semver::{Version, VersionReq};
 use wit_parser::{Resolve, WorldId};
 
 use crate::Help;
@@ -143,8 +143,9 @@ pub async fn resolve_workspace<'a>(
     Ok(ResolvedWorkspace { index, resolution, plans })
 }
 
-/// Resolves the packages that local WIT source references, points its references at the
-/// chosen versions, and returns their WIT text; no lock is read or written.
+/// Resolves the packages that WIT source about to be published references, at exactly the
+/// versions it names (the author's minimum stays what consumers see), and returns their WIT
+/// text; no lock is read or written.
 pub async fn resolve_references(
     source: &mut LocalSource,
     config: &RegistryConfig,
@@ -153,10 +154,22 @@ pub async fn resolve_references(
     let options = IndexOptions { config: config.clone(), ..IndexOptions::default() };
     let mut index = RegistryIndex::new(&lock, options)?;
     let origin = Origin::Root(source.path.display().to_string());
-    let roots = references_to_requirements(&source.dependencies()?, &[], &index, &origin)?;
+    let mut roots = references_to_requirements(&source.dependencies()?, &[], &index, &origin)?;
+    for root in &mut roots {
+        root.req = exact(&root.req);
+    }
     let resolution = index.resolve(&roots).await?;
-    source.retarget(&|v| chosen_for_reference(v, &index, &resolution));
     closure_texts(&roots, &index, &resolution)
+}
+
+/// `=x.y.z` for the caret requirement `^x.y.z` a WIT reference stands for.
+fn exact(req: &VersionReq) -> VersionReq {
+    let comparators = req
+        .comparators
+        .iter()
+        .map(|c| semver::Comparator { op: semver::Op::Exact, ..c.clone() })
+        .collect();
+    VersionReq { comparators }
 }
 
 /// The registries that manifest entries name for particular packages.
