@@ -57,3 +57,17 @@ pub fn write_if_changed(path: &Path, contents: &[u8]) -> Result<bool> {
         _ => write_atomic(path, contents).map(|()| true),
     }
 }
+
+/// Opens (creating it) the lock file at `path` and tries to take its exclusive lock, which
+/// the operating system releases when the file is closed, even after a crash. Returns the
+/// file and whether the lock was taken.
+pub fn try_lock_file(path: &Path) -> Result<(fs::File, bool)> {
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .with_context(|| format!("failed to open `{}`", path.display()))?;
+    let locked = file.try_lock().is_ok();
+    Ok((file, locked))
+}

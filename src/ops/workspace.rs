@@ -81,13 +81,8 @@ impl Workspace {
         // each other.
         let id = crate::digest::Digest::of(self.root().as_os_str().as_encoded_bytes());
         let path = dir.join(format!(".cargo-wreg-{}.lock", &id.hex()[..16]));
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .with_context(|| format!("failed to open `{}`", path.display()))?;
-        if file.try_lock().is_err() {
+        let (file, locked) = crate::fsutil::try_lock_file(&path)?;
+        if !locked {
             shell::info("Blocking", "waiting for another cargo-wreg run on this workspace");
             file.lock().with_context(|| format!("failed to lock `{}`", path.display()))?;
         }

@@ -103,14 +103,8 @@ pub struct Server {
 
 /// Takes the storage's exclusive lock, or says which storage another server already serves.
 fn lock_storage(storage: &std::path::Path) -> anyhow::Result<std::fs::File> {
-    let path = storage.join(".serve.lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .with_context(|| format!("failed to open `{}`", path.display()))?;
-    if file.try_lock().is_err() {
+    let (file, locked) = crate::fsutil::try_lock_file(&storage.join(".serve.lock"))?;
+    if !locked {
         anyhow::bail!(
             "another `cargo wreg registry serve` already serves `{}`; two servers on one storage \
              could give one release tag two contents",
