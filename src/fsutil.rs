@@ -18,6 +18,20 @@ pub fn write_secret(path: &Path, contents: &[u8]) -> Result<()> {
 }
 
 fn write(path: &Path, contents: &[u8], private: bool) -> Result<()> {
+    // A symlink is written through to the file it names, and a special file (a device such as
+    // `/dev/null`, a pipe) in place: renaming over either would replace it with a plain file.
+    let resolved = match fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => fs::canonicalize(path).ok(),
+        _ => None,
+    };
+    let path = resolved.as_deref().unwrap_or(path);
+    if fs::metadata(path).is_ok_and(|meta| !meta.is_file() && !meta.is_dir()) {
+        return fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .and_then(|mut file| file.write_all(contents))
+            .with_context(|| format!("failed to write `{}`", path.display()));
+    }
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     fs::create_dir_all(dir).with_context(|| format!("failed to create `{}`", dir.display()))?;
     let mut tmp = tempfile::Builder::new()
@@ -70,4 +84,25 @@ pub fn try_lock_file(path: &Path) -> Result<(fs::File, bool)> {
         .with_context(|| format!("failed to open `{}`", path.display()))?;
     let locked = file.try_lock().is_ok();
     Ok((file, locked))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn special_files_and_symlinks_are_written_through() {
+        write_atomic(Path::new("/dev/null"), b"discarded").unwrap();
+        assert!(!fs::metadata("/dev/null").unwrap().is_file(), "/dev/null became a plain file");
+
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target.txt");
+        let link = dir.path().join("link.txt");
+        fs::write(&target, "old").unwrap();
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        write_atomic(&link, b"new").unwrap();
+        assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert_eq!(fs::read_to_string(&target).unwrap(), "new");
+    }
 }
