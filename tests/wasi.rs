@@ -6,16 +6,12 @@
 mod common;
 
 use std::fs;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStderr, Command, Stdio};
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::process::Command;
 
 use common::{
-    Project, Registry, Sandbox, built_component, fixture_target_dir, run_ok, wasi_wit_deps,
-    wasmtime,
+    Project, Registry, Sandbox, WasmtimeServer, built_component, fixture_target_dir, http_get,
+    run_ok, wasi_wit_deps, wit_text,
 };
 
 /// The WASI packages, each after the packages it references.
@@ -23,11 +19,6 @@ const WASI_PACKAGES: &[&str] = &["io", "clocks", "random", "filesystem", "socket
 
 /// What the fixture component answers to every request.
 const GREETING: &str = "Hello from cargo-wreg";
-
-/// How long wasmtime may take to compile the component and start listening.
-const SERVE_TIMEOUT: Duration = Duration::from_secs(120);
-
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[test]
 fn wasi_http_component_serves_requests() {
@@ -45,9 +36,11 @@ fn wasi_http_component_serves_requests() {
     check_locked(&project, "0.2.6");
     check_wit_deps(&project, "0.2.6");
 
-    let server = Server::start(&built_component("debug", "hello_http"));
-    let (status, body) = http_get(&server.url)
-        .unwrap_or_else(|err| panic!("GET {} failed: {err:#}\n{}", server.url, server.log()));
+    // Rust's standard library imports `wasi:cli` interfaces outside the proxy world (the
+    // environment, for one); `wasmtime serve` provides them only with `-S cli`.
+    let server = WasmtimeServer::start(&built_component("debug", "hello_http"), &["-S", "cli"]);
+    let (status, body) = http_get(server.url())
+        .unwrap_or_else(|err| panic!("GET {} failed: {err:#}\n{}", server.url(), server.log()));
     assert_eq!((status, body.as_str()), (200, GREETING), "wasmtime:\n{}", server.log());
     drop(server);
 
@@ -126,108 +119,4 @@ fn check_wit_deps(project: &Project, version: &str) {
         let declaration = format!("package wasi:{package}@{version}");
         assert!(wit.contains(&declaration), "wit/deps lacks `{declaration}`");
     }
-}
-
-/// All `.wit` files in `dir`, concatenated.
-fn wit_text(dir: &Path) -> String {
-    let entries =
-        fs::read_dir(dir).unwrap_or_else(|err| panic!("cannot read {}: {err}", dir.display()));
-    let mut text = String::new();
-    for entry in entries {
-        let path = entry.expect("read a wit/deps entry").path();
-        if path.extension().is_some_and(|ext| ext == "wit") {
-            text += &fs::read_to_string(&path).expect("read a .wit file");
-        }
-    }
-    text
-}
-
-/// A GET of `url` on a fresh client that never goes through a proxy: status code and body.
-fn http_get(url: &str) -> reqwest::Result<(u16, String)> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("start a tokio runtime");
-    runtime.block_on(async {
-        let client = reqwest::Client::builder().no_proxy().timeout(REQUEST_TIMEOUT).build()?;
-        let response = client.get(url).send().await?;
-        let status = response.status().as_u16();
-        Ok((status, response.text().await?))
-    })
-}
-
-/// `wasmtime serve` running one component on a free loopback port; killed on drop.
-struct Server {
-    child: Child,
-    url: String,
-    stderr: mpsc::Receiver<String>,
-}
-
-impl Server {
-    fn start(component: &Path) -> Server {
-        // Rust's standard library imports `wasi:cli` interfaces outside the proxy world (the
-        // environment, for one); `wasmtime serve` provides them only with `-S cli`.
-        let mut child = Command::new(wasmtime())
-            .args(["serve", "-S", "cli", "--addr", "127.0.0.1:0"])
-            .arg(component)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn `wasmtime serve`");
-        let stderr = stderr_lines(child.stderr.take().expect("stderr is piped"));
-        let mut server = Server { child, url: String::new(), stderr };
-        server.url = server.wait_for_url();
-        server
-    }
-
-    /// Waits for the `Serving HTTP on http://127.0.0.1:PORT/` line wasmtime prints once it
-    /// listens, and returns that URL.
-    fn wait_for_url(&mut self) -> String {
-        let deadline = Instant::now() + SERVE_TIMEOUT;
-        let mut seen = Vec::new();
-        let outcome = loop {
-            match self.stderr.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(line) => match line.trim().strip_prefix("Serving HTTP on ") {
-                    Some(url) => return url.to_string(),
-                    None => seen.push(line),
-                },
-                // Its stderr closed, so wasmtime has exited.
-                Err(RecvTimeoutError::Disconnected) => {
-                    break self.child.wait().map_or_else(|e| e.to_string(), |s| s.to_string());
-                }
-                Err(RecvTimeoutError::Timeout) => {
-                    break format!("still running after {SERVE_TIMEOUT:?}");
-                }
-            }
-        };
-        panic!("`wasmtime serve` did not report its address ({outcome})\n{}", seen.join("\n"));
-    }
-
-    /// What wasmtime printed on stderr since it started listening, for failure messages.
-    fn log(&self) -> String {
-        self.stderr.try_iter().collect::<Vec<_>>().join("\n")
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Sends each line of `stderr` down a channel, draining it so wasmtime never blocks on it.
-fn stderr_lines(stderr: ChildStderr) -> mpsc::Receiver<String> {
-    let (sender, receiver) = mpsc::channel();
-    thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if sender.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    receiver
 }

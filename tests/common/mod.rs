@@ -631,7 +631,7 @@ fn check_wit_deps(project: &Project) {
 }
 
 /// All `.wit` files in `dir`, concatenated.
-fn wit_text(dir: &Path) -> String {
+pub fn wit_text(dir: &Path) -> String {
     let mut text = String::new();
     for entry in fs::read_dir(dir).expect("read a wit/deps package dir") {
         let path = entry.expect("read a wit/deps entry").path();
