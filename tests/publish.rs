@@ -8,7 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{Registry, Sandbox, built_component, run_ok, sha256_digest};
+use common::{Registry, Sandbox, run_ok, sha256_digest};
 
 /// A small WIT package; `{version}` and `{extra}` are filled in per release.
 const SHAPES: &str = "/// Shapes for the publish tests.
@@ -169,10 +169,14 @@ fn components_carry_their_facts_as_metadata_and_annotations_skopeo_sees() {
         package["authors"] = toml_edit::value(authors);
     });
     let revision = commit_all(hello.root());
+    // Its own target dir: other tests build `hello` in release too, and would replace the file
+    // this test compares with what was pushed.
+    let target_dir = common::repo_root().join("target").join("fixture-builds-publish-metadata");
     let publish = || {
         sandbox
             .wreg(["publish", "--registry", registry.url(), "--manifest-path"])
             .arg(hello.manifest())
+            .env("CARGO_TARGET_DIR", &target_dir)
     };
 
     // A dry run builds and shows the annotations, but pushes nothing.
@@ -210,7 +214,8 @@ fn components_carry_their_facts_as_metadata_and_annotations_skopeo_sees() {
         .arg(&pulled)
         .ok();
     let wasm = fs::read(&pulled).expect("read the pulled component");
-    assert!(wasm == fs::read(built_component("release", "hello")).expect("read the build"));
+    let built = target_dir.join("wasm32-wasip2").join("release").join("hello.wasm");
+    assert!(wasm == fs::read(built).expect("read the build"));
     let payload = wasm_metadata::Payload::from_binary(&wasm).expect("read the wasm metadata");
     let metadata = payload.metadata();
     assert_eq!(metadata.name.as_deref(), Some("hello"));
