@@ -1,14 +1,15 @@
 //! WIT packages: decoding the binary form registries hold, parsing WIT text, assembling one
 //! `Resolve` from a package and its dependencies, and writing `wit/deps`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
 use semver::Version;
 use wit_component::{DecodedWasm, WitPrinter};
 use wit_parser::{
-    CloneMaps, PackageId, Resolve, UnresolvedPackageGroup, WorldId, WorldItem, WorldKey,
+    CloneMaps, Function, Interface, InterfaceId, PackageId, Resolve, Type, TypeDefKind, TypeId,
+    TypeOwner, UnresolvedPackageGroup, WorldId, WorldItem, WorldKey,
 };
 
 use crate::package::PackageName;
@@ -70,50 +71,64 @@ pub fn decode_package(bytes: &[u8]) -> Result<WitPackage> {
 }
 
 impl ComponentPackage {
-    /// Adds the component's exports to the imports of `world`, so bindings can call them.
-    /// A function export whose name `world` already imports comes in as
-    /// `<ns>-<name>-<function>` instead.
+    /// The foreign packages the component's exports use, with the versions it names. A
+    /// component carries only the parts of them it uses itself, so importing it needs the
+    /// whole packages as well.
+    pub fn dependencies(&self) -> Result<Vec<Versioned>> {
+        let own = self.own_package()?;
+        let theirs = self.importized(&self.resolve.packages[own].name.clone())?;
+        let mut packages = BTreeSet::new();
+        for item in theirs.worlds[self.world].imports.values() {
+            if let WorldItem::Interface { id, .. } = item
+                && let Some(package) = theirs.interfaces[*id].package
+                && package != own
+                && theirs.packages[package].name.version.is_some()
+            {
+                packages.insert(package);
+            }
+        }
+        packages.into_iter().map(|p| exact_name(&theirs.packages[p].name)).collect()
+    }
+
+    /// Adds the component's exports to the imports of `world`, named the way cargo-component
+    /// names them, so projects written for it build unchanged. The dependency `ns:name`
+    /// contributes:
+    /// - each exported interface as `ns:name/<export>`, where `<export>` is the export's plain
+    ///   name, or `<pkg-ns>-<pkg-name>-<interface>` for an export named by its interface
+    ///   (`wasi:http/incoming-handler` becomes `ns:name/wasi-http-incoming-handler`);
+    /// - its exported functions together, as the interface `ns-name`.
+    ///
+    /// Every dependency so has names of its own, even when two export the same interface.
+    /// References to other packages move to the version `retarget` chose for them, whose
+    /// whole WIT `resolve` must already hold.
     pub fn import_into(
         &self,
         resolve: &mut Resolve,
         world: WorldId,
         package: &PackageName,
+        retarget: &dyn Fn(&Versioned) -> Option<Version>,
     ) -> Result<()> {
-        let mut theirs = self.resolve.clone();
-        let prefix = format!("{}-{}", package.namespace(), package.name());
-        // Only the exports can collide; the interfaces they use are shared, and merge.
-        let exports: BTreeSet<String> =
-            theirs.worlds[self.world].exports.keys().map(|k| theirs.name_world_key(k)).collect();
-        theirs
-            .importize(self.world, Some(prefix.clone()))
-            .context("failed to turn the component's exports into imports")?;
-
-        // Rename what would collide with an import of ours, before merging.
-        let taken: BTreeSet<String> =
-            resolve.worlds[world].imports.keys().map(|k| resolve.name_world_key(k)).collect();
-        let imports = std::mem::take(&mut theirs.worlds[self.world].imports);
-        for (key, mut item) in imports {
-            let name = theirs.name_world_key(&key);
-            if !exports.contains(&name) || !taken.contains(&name) {
-                theirs.worlds[self.world].imports.insert(key, item);
-                continue;
-            }
-            let WorldKey::Name(name) = key else {
-                // TODO: import a second provider of one interface under another name; a plain
-                // name for a named interface needs an encoding rustc's linker cannot read yet.
-                bail!(
-                    "`{package}` exports `{name}`, which the world already imports (from its \
-                     target or another component dependency); one interface cannot be imported \
-                     twice"
-                );
-            };
-            let renamed = format!("{prefix}-{name}");
-            if let WorldItem::Function(function) = &mut item {
-                function.name = renamed.clone();
-            }
-            theirs.worlds[self.world].imports.insert(WorldKey::Name(renamed), item);
+        let name = wit_parser::PackageName {
+            namespace: package.namespace().to_string(),
+            name: package.name().to_string(),
+            version: None,
+        };
+        let key = WorldKey::Name(functions_name(&name));
+        let exports_functions = self.resolve.worlds[self.world]
+            .exports
+            .values()
+            .any(|item| matches!(item, WorldItem::Function(_)));
+        let ours = &resolve.worlds[world];
+        if exports_functions && (ours.imports.contains_key(&key) || ours.exports.contains_key(&key))
+        {
+            bail!(
+                "`{package}` exports functions, which come in as the interface `{}`, a name the \
+                 world already uses",
+                resolve.name_world_key(&key)
+            );
         }
-
+        let mut theirs = self.importized(&name)?;
+        retarget_references(&mut theirs, self.own_package()?, retarget)?;
         let remap = resolve.merge(theirs).context("failed to merge the component's types")?;
         let from = remap.worlds[self.world.index()]
             .ok_or_else(|| anyhow!("the component's world was lost while merging"))?;
@@ -121,6 +136,184 @@ impl ComponentPackage {
             .merge_worlds(from, world, &mut CloneMaps::default())
             .context("failed to add the component's exports to the world")
     }
+
+    fn own_package(&self) -> Result<PackageId> {
+        self.resolve.worlds[self.world]
+            .package
+            .ok_or_else(|| anyhow!("the component's world belongs to no package"))
+    }
+
+    /// A copy of the component's resolve whose world imports what the component exports, named
+    /// as [`ComponentPackage::import_into`] describes with its own package renamed `name`.
+    fn importized(&self, name: &wit_parser::PackageName) -> Result<Resolve> {
+        let mut theirs = self.resolve.clone();
+        let own = self.own_package()?;
+        if theirs.packages[own].name != *name {
+            if theirs.package_names.contains_key(name) {
+                bail!("the component itself uses a package named `{name}`");
+            }
+            let previous = std::mem::replace(&mut theirs.packages[own].name, name.clone());
+            theirs.package_names.shift_remove(&previous);
+            theirs.package_names.insert(name.clone(), own);
+        }
+
+        let mut moved = HashSet::new();
+        let mut functions = Vec::new();
+        for (key, item) in std::mem::take(&mut theirs.worlds[self.world].exports) {
+            match item {
+                WorldItem::Function(function) => functions.push(function),
+                WorldItem::Interface { id, .. } => {
+                    if !moved.insert(id) {
+                        bail!("the component exports one interface twice");
+                    }
+                    let export = export_name(&theirs, &key)?;
+                    move_interface(&mut theirs, id, own, export)?;
+                    theirs.worlds[self.world].exports.insert(WorldKey::Interface(id), item);
+                }
+                WorldItem::Type { .. } => {}
+            }
+        }
+        refuse_uses_of_moved(&theirs, &moved)?;
+        if !functions.is_empty() {
+            let id = functions_interface(&mut theirs, self.world, own, functions);
+            let item = WorldItem::Interface {
+                id,
+                stability: Default::default(),
+                external_id: None,
+                docs: Default::default(),
+                span: Default::default(),
+            };
+            theirs.worlds[self.world].exports.insert(WorldKey::Name(functions_name(name)), item);
+        }
+        theirs
+            .importize(self.world, Some(functions_name(name)))
+            .context("failed to turn the component's exports into imports")?;
+        Ok(theirs)
+    }
+}
+
+/// The name of the interface a component dependency's functions come in as: `<ns>-<name>`.
+fn functions_name(package: &wit_parser::PackageName) -> String {
+    format!("{}-{}", package.namespace, package.name)
+}
+
+/// Moves each package but `own` to the version `retarget` chose for it.
+fn retarget_references(
+    resolve: &mut Resolve,
+    own: PackageId,
+    retarget: &dyn Fn(&Versioned) -> Option<Version>,
+) -> Result<()> {
+    for (id, package) in resolve.packages.iter_mut() {
+        if id == own || package.name.version.is_none() {
+            continue;
+        }
+        if let Some(version) = retarget(&exact_name(&package.name)?) {
+            package.name.version = Some(version);
+        }
+    }
+    resolve.package_names.clear();
+    for (id, package) in resolve.packages.iter() {
+        if resolve.package_names.insert(package.name.clone(), id).is_some() {
+            bail!(
+                "the component references two versions of `{}`, which resolve to one",
+                package.name
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The name an exported interface gets in its dependency's package: the export's plain name,
+/// or `<pkg-ns>-<pkg-name>-<interface>` for an export named by its interface.
+fn export_name(resolve: &Resolve, key: &WorldKey) -> Result<String> {
+    match key {
+        WorldKey::Name(name) => Ok(name.clone()),
+        WorldKey::Interface(id) => {
+            let interface = &resolve.interfaces[*id];
+            match (interface.package, &interface.name) {
+                (Some(package), Some(name)) => {
+                    let package = &resolve.packages[package].name;
+                    Ok(format!("{}-{}-{name}", package.namespace, package.name))
+                }
+                _ => bail!("the component exports an interface that has no name"),
+            }
+        }
+    }
+}
+
+/// Moves interface `id` into package `into` under `name`; what uses it follows, by id.
+fn move_interface(
+    resolve: &mut Resolve,
+    id: InterfaceId,
+    into: PackageId,
+    name: String,
+) -> Result<()> {
+    if resolve.packages[into].interfaces.contains_key(&name) {
+        bail!("the component exports two interfaces named `{name}`");
+    }
+    let interface = &mut resolve.interfaces[id];
+    let old = interface.name.replace(name.clone());
+    let from = interface.package.replace(into);
+    if let (Some(old), Some(from)) = (old, from) {
+        resolve.packages[from].interfaces.shift_remove(&old);
+    }
+    resolve.packages[into].interfaces.insert(name, id);
+    Ok(())
+}
+
+/// Refuses a component whose moved interfaces are still used by an interface left in their
+/// old package: the two packages would depend on each other.
+fn refuse_uses_of_moved(resolve: &Resolve, moved: &HashSet<InterfaceId>) -> Result<()> {
+    for (_, ty) in resolve.types.iter() {
+        let (TypeOwner::Interface(user), TypeDefKind::Type(Type::Id(used))) = (ty.owner, &ty.kind)
+        else {
+            continue;
+        };
+        if let TypeOwner::Interface(provider) = resolve.types[*used].owner
+            && moved.contains(&provider)
+            && !moved.contains(&user)
+        {
+            let name = |id| resolve.id_of(id).unwrap_or_else(|| "an inline interface".into());
+            bail!(
+                "the component exports `{}` but not `{}`, which uses its types; importing one \
+                 without the other is not supported",
+                name(provider),
+                name(user)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// An inline interface in `package` holding `functions`, which takes over the types `world`
+/// owns (the functions' parameters and results use them).
+fn functions_interface(
+    resolve: &mut Resolve,
+    world: WorldId,
+    package: PackageId,
+    functions: Vec<Function>,
+) -> InterfaceId {
+    let types: Vec<(String, TypeId)> = resolve
+        .types
+        .iter()
+        .filter(|(_, ty)| ty.owner == TypeOwner::World(world))
+        .filter_map(|(id, ty)| Some((ty.name.clone()?, id)))
+        .collect();
+    let interface = resolve.interfaces.alloc(Interface {
+        name: None,
+        types: types.iter().cloned().collect(),
+        functions: functions.into_iter().map(|f| (f.name.clone(), f)).collect(),
+        docs: resolve.worlds[world].docs.clone(),
+        stability: Default::default(),
+        package: Some(package),
+        span: Default::default(),
+        clone_of: None,
+    });
+    for (_, id) in &types {
+        resolve.types[*id].owner = TypeOwner::Interface(interface);
+    }
+    resolve.worlds[world].imports.retain(|_, item| !matches!(item, WorldItem::Type { .. }));
+    interface
 }
 
 impl WitPackage {
@@ -413,6 +606,74 @@ mod tests {
         let mut source = local(GREETING);
         source.retarget(&to_1_1);
         assert!(assemble(source, &[text_1_1]).is_ok());
+    }
+
+    const PROVIDER: &str = "package acme:greeter@1.0.0;\n\
+        interface types {\n  record style { loud: bool }\n}\n\
+        interface greet {\n  use types.{style};\n  greet: func(name: string, style: style) -> string;\n}\n\
+        world provider {\n  export greet;\n  export store: interface {\n    get: func() -> string;\n  }\n  \
+        export version: func() -> string;\n}\n";
+
+    /// A real component of the `provider` world, around a module that does nothing.
+    fn provider() -> ComponentPackage {
+        let (resolve, id) = assemble(local(PROVIDER), &[]).unwrap();
+        let world = resolve.select_world(&[id], Some("provider")).unwrap();
+        let mangling = wit_parser::ManglingAndAbi::Standard32;
+        let mut module = wit_component::dummy_module(&resolve, world, mangling);
+        let utf8 = wit_component::StringEncoding::UTF8;
+        wit_component::embed_component_metadata(&mut module, &resolve, world, utf8, false).unwrap();
+        let mut encoder = wit_component::ComponentEncoder::default();
+        let bytes = encoder.module(&module).unwrap().encode().unwrap();
+        match decode(&bytes).unwrap() {
+            Decoded::Component(component) => component,
+            Decoded::Wit(_) => panic!("decoded a WIT package"),
+        }
+    }
+
+    fn app(world_text: &str) -> (Resolve, WorldId) {
+        let text = format!("package acme:app@0.1.0;\nworld app {{\n{world_text}\n}}\n");
+        let (resolve, id) = assemble(local(&text), &[]).unwrap();
+        let world = resolve.select_world(&[id], Some("app")).unwrap();
+        (resolve, world)
+    }
+
+    #[test]
+    fn component_exports_come_in_under_the_dependencys_names() {
+        let provider = provider();
+        // `greet` moves under the dependency; the interface it uses stays where it is.
+        let greeter = ("acme:greeter".parse().unwrap(), "1.0.0".parse().unwrap());
+        assert_eq!(provider.dependencies().unwrap(), [greeter]);
+
+        let (mut resolve, world) =
+            app("  import version: func() -> string;\n  export run: func();");
+        for name in ["acme:hello", "acme:hola"] {
+            provider.import_into(&mut resolve, world, &name.parse().unwrap(), &as_is).unwrap();
+        }
+        let imports: BTreeSet<String> =
+            resolve.worlds[world].imports.keys().map(|k| resolve.name_world_key(k)).collect();
+        let expected = [
+            "version",
+            "acme-hello",
+            "acme-hola",
+            "acme:hello/acme-greeter-greet",
+            "acme:hello/store",
+            "acme:hola/acme-greeter-greet",
+            "acme:hola/store",
+            "acme:greeter/types@1.0.0",
+        ];
+        assert_eq!(imports, expected.into_iter().map(String::from).collect());
+        resolve.assert_valid();
+        let utf8 = wit_component::StringEncoding::UTF8;
+        wit_component::metadata::encode(&resolve, world, utf8, None, false).unwrap();
+    }
+
+    #[test]
+    fn a_taken_name_for_a_components_functions_is_refused() {
+        let (mut resolve, world) = app("  import acme-hello: func();");
+        let err = provider()
+            .import_into(&mut resolve, world, &"acme:hello".parse().unwrap(), &as_is)
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("interface `acme-hello`, a name the world"), "{err:#}");
     }
 
     #[test]

@@ -29,13 +29,26 @@ fn a_published_components_exports_become_imports() {
     let locked = caller.locked_packages();
     assert!(locked.iter().any(|(n, v, _)| n == "acme:hello" && v == "0.1.0"), "{locked:?}");
 
-    // `version` comes in under its own name; `greet` clashes with the world's own import
-    // and comes in under the dependency's name.
-    let wasm = fs::read(built_component("debug", "caller")).expect("read the caller component");
+    // The dependency's functions come in together as `acme-hello`, beside the world's own
+    // `greet`, as cargo-component names them.
+    let caller_wasm = built_component("debug", "caller");
+    let wasm = fs::read(&caller_wasm).expect("read the caller component");
     let imports = component_imports(&wasm);
-    for name in ["greet", "acme-hello-greet", "version"] {
+    for name in ["greet", "acme-hello"] {
         assert!(imports.iter().any(|i| i == name), "no import `{name}` in {imports:?}");
     }
+
+    // Plugged into the published `acme:hello` (whose `greet` also serves as the world's own),
+    // it runs.
+    let hello = sandbox.path().join("hello.wasm");
+    sandbox.wreg(["pull", "acme:hello@0.1.0", "--registry", registry.url(), "-o"]).arg(&hello).ok();
+    let composed = sandbox.path().join("composed.wasm");
+    let wiring = [("acme-hello", None), ("greet", Some("greet"))];
+    common::compose(&caller_wasm, &hello, &wiring, &composed);
+    assert_eq!(
+        common::invoke(&composed, "run()"),
+        "\"Hello, caller! / Hello, host! (hello 0.1.0)\""
+    );
 }
 
 /// The names of a component's top-level imports.
@@ -51,10 +64,10 @@ fn component_imports(wasm: &[u8]) -> Vec<String> {
     names
 }
 
-/// Two dependencies exporting the same interface cannot both be imported yet: a clear error,
-/// and nothing written.
+/// Two dependencies exporting the same interface each get names of their own, and the
+/// bindings reach both where cargo-component puts them.
 #[test]
-fn two_components_exporting_one_interface_are_refused_clearly() {
+fn two_components_exporting_one_interface_are_both_imported() {
     let registry = Registry::start();
     let sandbox = Sandbox::new();
     let wit = common::wasi_wit_deps("40.0.0");
@@ -79,31 +92,47 @@ fn two_components_exporting_one_interface_are_refused_clearly() {
         .expect("write Cargo.toml");
     publish();
 
+    // A crate of its own name, so its component does not overwrite the other test's.
     let caller = sandbox.project("caller");
     let manifest = fs::read_to_string(caller.manifest()).expect("read Cargo.toml");
     let both = "\"acme:hello-http\" = \"0.1\"\n\"acme:other-http\" = \"0.1\"\n";
-    fs::write(caller.manifest(), manifest.replace("\"acme:hello\" = \"0.1\"\n", both))
-        .expect("write Cargo.toml");
+    let manifest = manifest
+        .replace("name = \"caller\"", "name = \"caller-of-two\"")
+        .replace("\"acme:hello\" = \"0.1\"\n", both);
+    fs::write(caller.manifest(), manifest).expect("write Cargo.toml");
     fs::write(caller.path("src/lib.rs"), CALLER_OF_TWO).expect("write lib.rs");
-    let out = sandbox
+    sandbox
         .wreg(["build", "--registry", registry.url(), "--manifest-path"])
         .arg(caller.manifest())
-        .fails();
-    out.assert_stderr_contains(
-        "`acme:other-http` exports `wasi:http/incoming-handler@0.2.6`, which the world already imports",
-    );
-    assert!(!caller.path("src/bindings.rs").exists(), "bindings were written");
-    assert!(!caller.path("wkg.lock").exists(), "wkg.lock was written");
+        .ok();
+
+    let wasm = fs::read(built_component("debug", "caller_of_two")).expect("read the component");
+    let imports = component_imports(&wasm);
+    for name in
+        ["acme:hello-http/wasi-http-incoming-handler", "acme:other-http/wasi-http-incoming-handler"]
+    {
+        assert!(imports.iter().any(|i| i == name), "no import `{name}` in {imports:?}");
+    }
+    let locked = caller.locked_packages();
+    for name in ["acme:hello-http", "acme:other-http"] {
+        assert!(locked.iter().any(|(n, _, _)| n == name), "{name} not locked: {locked:?}");
+    }
 }
 
 const CALLER_OF_TWO: &str = r#"#[allow(warnings)]
 mod bindings;
 
+use bindings::acme::{hello_http, other_http};
+
 struct Component;
 
 impl bindings::Guest for Component {
     fn run() -> String {
-        String::new()
+        // Both handlers are reachable, each under its own dependency's module; kept, so the
+        // component imports both.
+        let first: fn(_, _) = hello_http::wasi_http_incoming_handler::handle;
+        let second: fn(_, _) = other_http::wasi_http_incoming_handler::handle;
+        format!("{:?}", std::hint::black_box([first, second]))
     }
 }
 

@@ -280,6 +280,7 @@ impl<'a> Plan<'a> {
                             plan.local_deps.push(dep);
                         }
                         PathDependency::Component(component) => {
+                            referenced.extend(component.dependencies().with_context(context)?);
                             plan.local_components.push((name.clone(), *component));
                         }
                     }
@@ -338,8 +339,12 @@ impl<'a> Plan<'a> {
         let world = resolve
             .select_world(&[package], world_name.as_deref())
             .with_context(|| format!("failed to select the target world for `{manifest}`"))?;
-        for (name, dependency) in self.components(index, resolution)? {
-            dependency.import_into(&mut resolve, world, name).with_context(|| {
+        for (name, dependency, release) in self.components(index, resolution)? {
+            let retarget = |reference: &Versioned| match &release {
+                Some((key, version)) => index.chosen_for(resolution, key, version, reference),
+                None => chosen_for_reference(reference, index, resolution),
+            };
+            dependency.import_into(&mut resolve, world, name, &retarget).with_context(|| {
                 format!("failed to import the exports of component `{name}` into the world")
             })?;
         }
@@ -382,24 +387,31 @@ impl Plan<'_> {
         Ok(())
     }
 
-    /// The component dependencies, from the registry or by path, with their manifest names.
+    /// The component dependencies, from the registry (with the release) or by path, with
+    /// their manifest names.
     fn components<'r>(
         &'r self,
         index: &'r RegistryIndex,
-        resolution: &Resolution,
-    ) -> Result<Vec<(&'r PackageName, &'r ComponentPackage)>> {
+        resolution: &'r Resolution,
+    ) -> Result<Vec<ComponentDependency<'r>>> {
         let mut components = Vec::new();
         for requirement in &self.uses {
             let version = chosen(resolution, requirement)?;
             let release = index.release(&requirement.key, version);
             if let Some(Release { content: Decoded::Component(component), .. }) = release {
-                components.push((&requirement.key.name, component));
+                let release = Some((&requirement.key, version));
+                components.push((&requirement.key.name, component, release));
             }
         }
-        components.extend(self.local_components.iter().map(|(name, c)| (name, c)));
+        components.extend(self.local_components.iter().map(|(name, c)| (name, c, None)));
         Ok(components)
     }
 }
+
+/// A component dependency: its name in the manifest, the component, and the registry release
+/// it is (`None` for one given by path).
+type ComponentDependency<'r> =
+    (&'r PackageName, &'r ComponentPackage, Option<(&'r PackageKey, &'r Version)>);
 
 /// Requirements for the packages WIT source references, except those a path dependency has.
 fn references_to_requirements(
@@ -454,13 +466,14 @@ fn closure_texts(
         let release = index
             .release(&key, &version)
             .with_context(|| format!("`{}@{version}` was not loaded", key.name))?;
-        if matches!(release.content, Decoded::Component(_)) {
-            continue;
-        }
         for (dep, req) in &release.requirements {
             if let Some(v) = resolution.version_for(dep, req) {
                 queue.push((dep.clone(), v.clone()));
             }
+        }
+        // A component is imported, not written out as WIT; what it uses is.
+        if matches!(release.content, Decoded::Component(_)) {
+            continue;
         }
         let text = index.text(resolution, &key, &version)?;
         if !texts.iter().any(|t: &WitText| t.name == text.name && t.version == text.version) {

@@ -144,16 +144,26 @@ impl<'a> RegistryIndex<'a> {
         let release = self
             .release(key, version)
             .with_context(|| format!("`{}@{version}` was resolved but not loaded", key.name))?;
-        let chosen = |(name, referenced): &Versioned| {
-            let key = release.requirements.iter().map(|(k, _)| k).find(|k| &k.name == name)?;
-            resolution.version_for(key, &compatible(referenced)).cloned()
-        };
+        let chosen = |reference: &Versioned| self.chosen_for(resolution, key, version, reference);
         match &release.content {
             Decoded::Wit(package) => package.text(&chosen),
             Decoded::Component(_) => {
                 bail!("`{}@{version}` is a component, where a WIT package is needed", key.name)
             }
         }
+    }
+
+    /// The version `resolution` chose for `reference`, which the release `key@version` makes.
+    pub fn chosen_for(
+        &self,
+        resolution: &Resolution,
+        key: &PackageKey,
+        version: &Version,
+        (name, referenced): &Versioned,
+    ) -> Option<Version> {
+        let release = self.release(key, version)?;
+        let key = release.requirements.iter().map(|(k, _)| k).find(|k| &k.name == name)?;
+        resolution.version_for(key, &compatible(referenced)).cloned()
     }
 
     /// The lock describing `resolution`: one entry per requirement.
@@ -378,9 +388,13 @@ impl<'a> RegistryIndex<'a> {
             .with_context(|| format!("`{}@{version}` is not a usable release", key.name))?;
         let package = match decoded {
             Decoded::Wit(package) => package,
-            // A component is self-contained: it references no other release.
-            component @ Decoded::Component(_) => {
-                return Ok(Release { digest, content: component, requirements: Vec::new() });
+            Decoded::Component(component) => {
+                let references = component.dependencies().with_context(|| {
+                    format!("failed to read what component `{}@{version}` uses", key.name)
+                })?;
+                let requirements = self.requirements(key, &references)?;
+                let content = Decoded::Component(component);
+                return Ok(Release { digest, content, requirements });
             }
         };
         self.release_of(key, version, digest, package)
@@ -405,15 +419,24 @@ impl<'a> RegistryIndex<'a> {
                  otherwise the registry tags the wrong content",
             ));
         }
-        let requirements = package
-            .dependencies
+        let requirements = self.requirements(key, &package.dependencies)?;
+        Ok(Release { digest, content: Decoded::Wit(package), requirements })
+    }
+
+    /// What the references of the release `key` require: a compatible release of each, from
+    /// the registry configured for it, else from `key`'s.
+    fn requirements(
+        &self,
+        key: &PackageKey,
+        references: &[Versioned],
+    ) -> Result<Vec<(PackageKey, VersionReq)>> {
+        references
             .iter()
             .map(|(name, referenced)| {
                 let registry = self.registry_of(name, Some(&key.registry))?;
                 Ok((PackageKey { name: name.clone(), registry }, compatible(referenced)))
             })
-            .collect::<Result<_>>()?;
-        Ok(Release { digest, content: Decoded::Wit(package), requirements })
+            .collect()
     }
 }
 

@@ -442,6 +442,42 @@ pub fn wasmtime() -> PathBuf {
     })
 }
 
+/// Composes `socket` with one instance of `plug` and writes the result to `out`: for each
+/// `(import, export)` of `wiring`, the socket's `import` gets the plug's `export`, or with no
+/// export the whole plug instance. The socket's exports stay exports; imports neither
+/// component has met stay imports.
+pub fn compose(socket: &Path, plug: &Path, wiring: &[(&str, Option<&str>)], out: &Path) {
+    use wac_graph::{CompositionGraph, EncodeOptions, types::Package};
+
+    let mut graph = CompositionGraph::new();
+    let mut register = |name: &str, path: &Path| {
+        let package = Package::from_file(name, None, path, graph.types_mut())
+            .unwrap_or_else(|e| panic!("failed to read {}: {e:#}", path.display()));
+        graph.register_package(package).expect("register a component")
+    };
+    let (socket, plug) = (register("test:socket", socket), register("test:plug", plug));
+    let plugged = graph.instantiate(plug);
+    let instance = graph.instantiate(socket);
+    for (import, export) in wiring {
+        let argument = match export {
+            Some(export) => graph
+                .alias_instance_export(plugged, export)
+                .unwrap_or_else(|e| panic!("the plug has no export `{export}`: {e}")),
+            None => plugged,
+        };
+        graph
+            .set_instantiation_argument(instance, import, argument)
+            .unwrap_or_else(|e| panic!("cannot pass the plug as `{import}`: {e}"));
+    }
+    let exports: Vec<String> = graph.types()[graph[socket].ty()].exports.keys().cloned().collect();
+    for export in exports {
+        let alias = graph.alias_instance_export(instance, &export).expect("alias an export");
+        graph.export(alias, &export).expect("export");
+    }
+    let bytes = graph.encode(EncodeOptions::default()).expect("encode the composition");
+    fs::write(out, bytes).expect("write the composed component");
+}
+
 /// Runs `wasmtime run --invoke CALL COMPONENT` and returns its trimmed stdout.
 pub fn invoke(component: &Path, call: &str) -> String {
     let mut command = Command::new(wasmtime());
