@@ -25,9 +25,14 @@ fn a_published_components_exports_become_imports() {
         .ok();
     out.status_line("Component");
 
-    // The lock pins the component like a WIT package.
+    // The lock pins the component like a WIT package, and the package its exports use.
     let locked = caller.locked_packages();
     assert!(locked.iter().any(|(n, v, _)| n == "acme:hello" && v == "0.1.0"), "{locked:?}");
+    assert!(locked.iter().any(|(n, _, _)| n == "acme:text"), "{locked:?}");
+    let tree = sandbox.wreg(["tree", "--registry", registry.url(), "--manifest-path"]);
+    let out = tree.arg(caller.manifest()).ok().stdout;
+    assert!(out.contains("└── acme:hello v0.1.0"), "{out}");
+    assert!(out.contains("    └── acme:text v1.1.0"), "{out}");
 
     // The dependency's functions come in together as `acme-hello`, beside the world's own
     // `greet`, as cargo-component names them.
