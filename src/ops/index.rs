@@ -389,6 +389,8 @@ impl<'a> RegistryIndex<'a> {
         let package = match decoded {
             Decoded::Wit(package) => package,
             Decoded::Component(component) => {
+                // TODO: fall back to the component's own partial copy of a package that no
+                // registry has; today a component using unpublished WIT cannot be a dependency.
                 let references = component.dependencies().with_context(|| {
                     format!("failed to read what component `{}@{version}` uses", key.name)
                 })?;
