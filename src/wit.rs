@@ -12,6 +12,7 @@ use wit_parser::{
     TypeOwner, UnresolvedPackageGroup, WorldId, WorldItem, WorldKey,
 };
 
+use crate::Help;
 use crate::package::PackageName;
 
 /// A package name with the exact version a WIT reference carries.
@@ -121,11 +122,17 @@ impl ComponentPackage {
         let ours = &resolve.worlds[world];
         if exports_functions && (ours.imports.contains_key(&key) || ours.exports.contains_key(&key))
         {
-            bail!(
-                "`{package}` exports functions, which come in as the interface `{}`, a name the \
-                 world already uses",
-                resolve.name_world_key(&key)
-            );
+            return Err(Help::error(
+                format!(
+                    "the functions `{package}` exports come in as the interface `{}`, a name \
+                     the world already uses",
+                    resolve.name_world_key(&key)
+                ),
+                format!(
+                    "give the dependency another name in Cargo.toml: `\"ns:other\" = {{ \
+                     package = \"{package}\", version = \"...\" }}`"
+                ),
+            ));
         }
         let mut theirs = self.importized(&name)?;
         retarget_references(&mut theirs, self.own_package()?, retarget)?;

@@ -69,8 +69,8 @@ fn component_imports(wasm: &[u8]) -> Vec<String> {
     names
 }
 
-/// Two dependencies exporting the same interface each get names of their own, and the
-/// bindings reach both where cargo-component puts them.
+/// Dependencies exporting the same interface each get names of their own, the names in the
+/// manifest, and the bindings reach each where cargo-component puts them.
 #[test]
 fn two_components_exporting_one_interface_are_both_imported() {
     let registry = Registry::start();
@@ -100,7 +100,9 @@ fn two_components_exporting_one_interface_are_both_imported() {
     // A crate of its own name, so its component does not overwrite the other test's.
     let caller = sandbox.project("caller");
     let manifest = fs::read_to_string(caller.manifest()).expect("read Cargo.toml");
-    let both = "\"acme:hello-http\" = \"0.1\"\n\"acme:other-http\" = \"0.1\"\n";
+    // The first once more under a name of its own, as cargo's `package` key renames a crate.
+    let both = "\"acme:hello-http\" = \"0.1\"\n\"acme:other-http\" = \"0.1\"\n\
+                \"acme:third-http\" = { version = \"0.1\", package = \"acme:hello-http\" }\n";
     let manifest = manifest
         .replace("name = \"caller\"", "name = \"caller-of-two\"")
         .replace("\"acme:hello\" = \"0.1\"\n", both);
@@ -113,9 +115,11 @@ fn two_components_exporting_one_interface_are_both_imported() {
 
     let wasm = fs::read(built_component("debug", "caller_of_two")).expect("read the component");
     let imports = component_imports(&wasm);
-    for name in
-        ["acme:hello-http/wasi-http-incoming-handler", "acme:other-http/wasi-http-incoming-handler"]
-    {
+    for name in [
+        "acme:hello-http/wasi-http-incoming-handler",
+        "acme:other-http/wasi-http-incoming-handler",
+        "acme:third-http/wasi-http-incoming-handler",
+    ] {
         assert!(imports.iter().any(|i| i == name), "no import `{name}` in {imports:?}");
     }
     let locked = caller.locked_packages();
@@ -127,7 +131,7 @@ fn two_components_exporting_one_interface_are_both_imported() {
 const CALLER_OF_TWO: &str = r#"#[allow(warnings)]
 mod bindings;
 
-use bindings::acme::{hello_http, other_http};
+use bindings::acme::{hello_http, other_http, third_http};
 
 struct Component;
 
@@ -137,7 +141,8 @@ impl bindings::Guest for Component {
         // component imports both.
         let first: fn(_, _) = hello_http::wasi_http_incoming_handler::handle;
         let second: fn(_, _) = other_http::wasi_http_incoming_handler::handle;
-        format!("{:?}", std::hint::black_box([first, second]))
+        let third: fn(_, _) = third_http::wasi_http_incoming_handler::handle;
+        format!("{:?}", std::hint::black_box([first, second, third]))
     }
 }
 

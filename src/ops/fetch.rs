@@ -212,7 +212,7 @@ struct Plan<'a> {
     /// WIT packages the manifest names by `path`.
     local_deps: Vec<LocalDep>,
     /// `dependencies` entries resolved from a registry, whose releases may be components.
-    uses: Vec<Requirement>,
+    uses: Vec<(PackageName, Requirement)>,
     /// Components the manifest names by `path`.
     local_components: Vec<(PackageName, ComponentPackage)>,
 }
@@ -262,7 +262,7 @@ impl<'a> Plan<'a> {
                     let requirement =
                         Requirement { key, req: requirement.clone(), origin: origin.clone() };
                     if may_be_component {
-                        plan.uses.push(requirement.clone());
+                        plan.uses.push((name.clone(), requirement.clone()));
                     }
                     plan.roots.push(requirement);
                 }
@@ -395,12 +395,11 @@ impl Plan<'_> {
         resolution: &'r Resolution,
     ) -> Result<Vec<ComponentDependency<'r>>> {
         let mut components = Vec::new();
-        for requirement in &self.uses {
+        for (name, requirement) in &self.uses {
             let version = chosen(resolution, requirement)?;
             let release = index.release(&requirement.key, version);
             if let Some(Release { content: Decoded::Component(component), .. }) = release {
-                let release = Some((&requirement.key, version));
-                components.push((&requirement.key.name, component, release));
+                components.push((name, component, Some((&requirement.key, version))));
             }
         }
         components.extend(self.local_components.iter().map(|(name, c)| (name, c, None)));
