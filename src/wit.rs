@@ -500,6 +500,20 @@ pub fn assemble_text(main: &WitText, deps: &[WitText]) -> Result<(Resolve, Packa
     assemble(LocalSource { group, path: PathBuf::from(path) }, deps)
 }
 
+/// The world `name` of `package`, or its only world when no name is given; when there is no
+/// such world, an error listing the worlds the package has.
+pub fn select_world(resolve: &Resolve, package: PackageId, name: Option<&str>) -> Result<WorldId> {
+    resolve.select_world(&[package], name).map_err(|err| {
+        let worlds: Vec<String> =
+            resolve.packages[package].worlds.keys().map(|w| format!("`{w}`")).collect();
+        let help = match worlds.as_slice() {
+            [] => format!("package `{}` has no world at all", resolve.packages[package].name),
+            _ => format!("the worlds there are {}", worlds.join(", ")),
+        };
+        Help::error(format!("{err:#}"), help)
+    })
+}
+
 /// Encodes a package of `resolve` in the binary form registries hold.
 pub fn encode_package(resolve: &Resolve, id: PackageId) -> Result<Vec<u8>> {
     wit_component::encode(resolve, id, false).context("failed to encode the WIT package")

@@ -38,6 +38,19 @@ fn unknown_package_is_reported() {
 }
 
 #[test]
+fn unknown_world_lists_the_worlds_there_are() {
+    let registry = Registry::start();
+    let sandbox = Sandbox::new();
+    sandbox.publish_wit_fixtures(&registry);
+    let hello = sandbox.project("hello");
+    hello.set_target("acme:greeting/nosuch@1.1");
+
+    fetch_fails(&sandbox, &hello, registry.url())
+        .assert_stderr_contains("nosuch")
+        .assert_stderr_contains("the worlds there are `greeter`, `parting-greeter`");
+}
+
+#[test]
 fn requirement_no_version_satisfies_is_reported() {
     let registry = Registry::start();
     let sandbox = Sandbox::new();

@@ -336,8 +336,7 @@ impl<'a> Plan<'a> {
                     ));
                 }
             };
-        let world = resolve
-            .select_world(&[package], world_name.as_deref())
+        let world = wit::select_world(&resolve, package, world_name.as_deref())
             .with_context(|| format!("failed to select the target world for `{manifest}`"))?;
         for (name, dependency, release) in self.components(index, resolution)? {
             let retarget = |reference: &Versioned| match &release {

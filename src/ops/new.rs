@@ -284,8 +284,7 @@ fn load_world(dir: &Path, world: &str) -> Result<(Resolve, WorldId)> {
         }
     }
     let (resolve, main) = wit::assemble_sources(main, others)?;
-    let id = resolve
-        .select_world(&[main], Some(world))
+    let id = wit::select_world(&resolve, main, Some(world))
         .with_context(|| format!("failed to find world `{world}` in `{}`", wit_dir.display()))?;
     Ok((resolve, id))
 }
