@@ -82,15 +82,25 @@ fn add_without_requirement_writes_the_newest_release_keeping_the_rest_of_the_fil
     output.assert_stderr_contains("Updating acme:text ^2.0.0 -> ^1.1");
     let table = "[package.metadata.component.dependencies]\n\"acme:text\" = \"1.1\"\n";
     assert_eq!(manifest_text(&project), manifest_with(table));
+
+    // A requirement no release satisfies is refused, and the manifest stays as it was.
+    let add = sandbox.wreg(["add", "acme:text@5", "--registry", registry.url()]);
+    add.arg("--manifest-path")
+        .arg(project.manifest())
+        .fails()
+        .assert_stderr_contains("no release of `acme:text` matches `5`")
+        .assert_stderr_contains("are 3.0.0-rc.1, 2.0.0, 1.1.0, 1.0.0");
+    assert_eq!(manifest_text(&project), manifest_with(table));
 }
 
 #[test]
-fn add_with_requirement_writes_it_as_given_without_asking_a_registry() {
+fn add_with_requirement_writes_it_as_given_when_the_registry_is_down() {
     let sandbox = Sandbox::new();
     let project = hello_with(&sandbox, MANIFEST);
 
     let add = sandbox.wreg(["add", "acme:kv@~1.2", "--registry", &closed_port_url()]);
     let output = add.arg("--manifest-path").arg(project.manifest()).ok();
+    output.assert_stderr_contains("could not check that a release of acme:kv matches `~1.2`");
     output.assert_stderr_contains("Adding acme:kv ~1.2 to dependencies");
     let table = "[package.metadata.component.dependencies]\n\"acme:kv\" = \"~1.2\"\n";
     assert_eq!(manifest_text(&project), manifest_with(table));

@@ -181,7 +181,11 @@ fn canonical(path: &Path) -> PathBuf {
 /// newest release.
 async fn spec_for(member: &Member, section: Section, options: &AddOptions) -> Result<Spec> {
     match &options.source {
-        Source::Requirement(req) => Ok(Spec::Requirement(req.clone())),
+        Source::Requirement(req) => {
+            let registry = existing_registry(member, section, &options.package);
+            check_requirement(&options.package, req, &options.config, registry).await?;
+            Ok(Spec::Requirement(req.clone()))
+        }
         Source::Path(path) => path_spec(member.dir(), path),
         Source::Newest => {
             let registry = existing_registry(member, section, &options.package);
@@ -242,6 +246,44 @@ async fn newest(
             format!("name one exactly: `cargo wreg add {package}@={pre}`"),
         ),
     })
+}
+
+/// Refuses a requirement no release of `package` satisfies, as `cargo add` does. A registry
+/// that cannot be asked is no reason to refuse: a warning says the check was skipped.
+async fn check_requirement(
+    package: &PackageName,
+    req: &str,
+    config: &RegistryConfig,
+    explicit: Option<&Registry>,
+) -> Result<()> {
+    let parsed = parse_requirement(req)?;
+    let registry = match config.registry_for(package, explicit) {
+        Ok(registry) => registry,
+        Err(_) => return Ok(()),
+    };
+    shell::status("Querying", format_args!("{registry} for the releases of {package}"));
+    let listed = async { config.client(&registry)?.versions(package).await };
+    let mut versions = match listed.await {
+        Ok(versions) => versions,
+        Err(err) => {
+            shell::warn(format_args!(
+                "could not check that a release of {package} matches `{req}`: {err:#}"
+            ));
+            return Ok(());
+        }
+    };
+    if versions.iter().any(|v| parsed.matches(v)) {
+        return Ok(());
+    }
+    versions.sort_unstable_by(|a, b| b.cmp(a));
+    let help = match versions.as_slice() {
+        [] => format!("package `{package}` has no releases on `{registry}`"),
+        newest => {
+            let shown: Vec<String> = newest.iter().take(5).map(|v| v.to_string()).collect();
+            format!("the newest releases on `{registry}` are {}", shown.join(", "))
+        }
+    };
+    Err(Help::error(format!("no release of `{package}` matches `{req}`"), help))
 }
 
 /// The newest version that is not a pre-release.
