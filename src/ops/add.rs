@@ -395,7 +395,10 @@ fn local_target(component: &mut Item) -> Result<&mut Item> {
         }
         None => Err(Help::error(
             format!("`{key}` is not set; --target needs a local target `{{ path = ... }}`"),
-            help,
+            format!(
+                "{help}, or make the crate's `wit` directory the target explicitly: \
+                 `target = {{ path = \"wit\" }}`"
+            ),
         )),
     }
 }
