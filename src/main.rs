@@ -27,7 +27,13 @@ fn main() -> ExitCode {
     init_logging(cli.global.verbose, cli.global.quiet, server_log);
     let _ = rustls::crypto::ring::default_provider().install_default();
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // The registry server wants every core; a client command waits on the network and
+    // starts faster on one thread.
+    let mut builder = match &cli.command {
+        Command::Registry(_) => tokio::runtime::Builder::new_multi_thread(),
+        _ => tokio::runtime::Builder::new_current_thread(),
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             shell::error(&anyhow::Error::new(e).context("failed to start the async runtime"));
