@@ -31,6 +31,8 @@ pub struct PackageKey {
 pub enum Origin {
     /// The manifest of a workspace member (its crate name).
     Root(String),
+    /// A dependency a member's manifest names by path, whose WIT references the package.
+    Path { member: String, dependency: String },
     /// A release whose WIT references the package.
     Release(PackageKey, Version),
 }
@@ -296,6 +298,10 @@ fn chain(
                 links.push(format!("`{member}` {needs}"));
                 break;
             }
+            Origin::Path { member, dependency } => {
+                links.push(format!("`{dependency}` (a path dependency of `{member}`) {needs}"));
+                break;
+            }
             Origin::Release(key, version) => {
                 links.push(format!("`{} {version}` {needs}", key.name));
                 let parent = all.iter().find(|r| {
@@ -468,6 +474,17 @@ mod tests {
         );
         assert!(err.contains("`app` needs `acme:kv ^1.3`"), "{err}");
         assert!(err.ends_with("available on `127.0.0.1:5000`: 2.0.1, 1.3.2, 1.1.0"), "{err}");
+    }
+
+    #[test]
+    fn a_path_dependency_is_named_in_the_chain() {
+        let mut index = MemIndex::default();
+        index.add("acme:kv", "1.1.0", &[]);
+        let origin = Origin::Path { member: "app".into(), dependency: "acme:local".into() };
+        let from_path = Requirement { origin, ..root("acme:kv", "^1.3") };
+        let err = run(&[from_path], &index, &[]).unwrap_err().to_string();
+        let chain = "`acme:local` (a path dependency of `app`) needs `acme:kv ^1.3`";
+        assert!(err.contains(chain), "{err}");
     }
 
     #[test]

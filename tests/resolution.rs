@@ -44,6 +44,35 @@ fn incompatible_versions_of_one_package_coexist() {
     assert!(out.contains("└── acme:greeting v1.1.0"), "{out}");
 }
 
+/// A WIT package named by path needs no registry itself; what it references is resolved with
+/// the rest, and `tree` draws it as a node of its own.
+#[test]
+fn path_dependencies_resolve_what_they_reference() {
+    let registry = Registry::start();
+    let sandbox = Sandbox::new();
+    sandbox.publish_wit_fixtures(&registry);
+    let hello = sandbox.project("hello");
+    let local = hello.path("deps/local");
+    fs::create_dir_all(&local).expect("create deps/local");
+    let wit = "package acme:local@0.1.0;\n\ninterface shout {\n    \
+               use acme:text/types@1.0.0.{case-style};\n    \
+               shout: func(text: string, style: case-style) -> string;\n}\n";
+    fs::write(local.join("local.wit"), wit).expect("write local.wit");
+    add_dependencies(&hello, r#""acme:local" = { path = "deps/local" }"#);
+
+    fetch(&sandbox, &registry, &hello).ok();
+    // Its reference to `acme:text@1.0.0` shares the release the target world chose.
+    assert!(hello.path("wit/deps/acme-local-0.1.0/package.wit").is_file());
+    assert!(!hello.path("wit/deps/acme-text-1.0.0").exists());
+    let locked = hello.locked_packages();
+    assert!(locked.iter().all(|(name, _, _)| name != "acme:local"), "{locked:?}");
+
+    let tree = sandbox.wreg(["tree", "--registry", registry.url(), "--manifest-path"]);
+    let out = tree.arg(hello.manifest()).ok().stdout;
+    let node = format!("└── acme:local ({})\n    └── acme:text v1.1.0", local.display());
+    assert!(out.contains(&node), "{out}");
+}
+
 #[test]
 fn conflicts_are_explained() {
     let registry = Registry::start();

@@ -113,6 +113,24 @@ impl ResolvedWorkspace<'_> {
     pub fn roots(&self) -> impl Iterator<Item = (&str, &[Requirement])> {
         self.plans.iter().map(|p| (p.member.package.name.as_str(), p.roots.as_slice()))
     }
+
+    /// Each member's name with the dependencies its manifest names by path.
+    pub fn path_dependencies(&self) -> impl Iterator<Item = (&str, &PackageName, &Path)> {
+        self.plans.iter().flat_map(|plan| {
+            let component = &plan.member.component;
+            let target = match &component.target {
+                Target::Local { dependencies, .. } => Some(dependencies),
+                _ => None,
+            };
+            let member = plan.member.package.name.as_str();
+            component.dependencies.iter().chain(target.into_iter().flatten()).filter_map(
+                move |(name, dependency)| match dependency {
+                    Dependency::Local { path } => Some((member, name, path.as_path())),
+                    Dependency::Registry { .. } => None,
+                },
+            )
+        })
+    }
 }
 
 /// Resolves every member's requirements; `prefer` names versions to choose where they fit,
@@ -234,6 +252,7 @@ impl<'a> Plan<'a> {
         let mut explicit: Vec<(&PackageName, &Dependency, bool)> =
             component.dependencies.iter().map(|(name, dep)| (name, dep, true)).collect();
         let mut referenced = Vec::new();
+        let mut path_references = Vec::new();
         match &component.target {
             Target::Registry { package, requirement, .. } => {
                 let key = PackageKey {
@@ -274,21 +293,32 @@ impl<'a> Plan<'a> {
                             path.display()
                         )
                     };
-                    match LocalDep::load(path, may_be_component).with_context(context)? {
-                        PathDependency::Wit(dep) => {
-                            referenced.extend(dep.dependencies());
-                            plan.local_deps.push(dep);
-                        }
-                        PathDependency::Component(component) => {
-                            referenced.extend(component.dependencies().with_context(context)?);
-                            plan.local_components.push((name.clone(), *component));
-                        }
-                    }
+                    let references =
+                        match LocalDep::load(path, may_be_component).with_context(context)? {
+                            PathDependency::Wit(dep) => {
+                                let references = dep.dependencies();
+                                plan.local_deps.push(dep);
+                                references
+                            }
+                            PathDependency::Component(component) => {
+                                let references = component.dependencies().with_context(context)?;
+                                plan.local_components.push((name.clone(), *component));
+                                references
+                            }
+                        };
+                    let origin = Origin::Path {
+                        member: member.package.name.to_string(),
+                        dependency: name.to_string(),
+                    };
+                    path_references.push((references, origin));
                 }
             }
         }
         let provided: Vec<Versioned> = plan.local_deps.iter().map(LocalDep::name).collect();
         plan.roots.extend(references_to_requirements(&referenced, &provided, index, &origin)?);
+        for (references, origin) in path_references {
+            plan.roots.extend(references_to_requirements(&references, &provided, index, &origin)?);
+        }
         Ok(plan)
     }
 

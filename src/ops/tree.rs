@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
+use std::path::PathBuf;
 
 use anyhow::Result;
 use semver::Version;
@@ -12,7 +13,7 @@ use crate::lock::LockFile;
 use crate::ops::fetch::{FetchOptions, ResolvedWorkspace, resolve_workspace};
 use crate::ops::workspace::Workspace;
 use crate::package::PackageName;
-use crate::resolve::PackageKey;
+use crate::resolve::{Origin, PackageKey};
 
 #[derive(Debug, Clone, Default)]
 pub struct TreeOptions {
@@ -28,6 +29,8 @@ pub struct TreeOptions {
 enum Node {
     Member(String),
     Release(PackageKey, Version),
+    /// A dependency named by path: its name in the manifest, and the path.
+    Path(PackageName, PathBuf),
 }
 
 impl Node {
@@ -35,6 +38,7 @@ impl Node {
         match self {
             Node::Member(name) => name.clone(),
             Node::Release(key, version) => format!("{} v{version} ({})", key.name, key.registry),
+            Node::Path(name, path) => format!("{name} ({})", path.display()),
         }
     }
 }
@@ -112,12 +116,30 @@ fn duplicated(resolved: &ResolvedWorkspace) -> Vec<Node> {
 fn edges(resolved: &ResolvedWorkspace) -> BTreeMap<Node, BTreeSet<Node>> {
     let resolution = &resolved.resolution;
     let mut edges: BTreeMap<Node, BTreeSet<Node>> = BTreeMap::new();
+    let mut paths: BTreeMap<(&str, String), Node> = BTreeMap::new();
+    for (member, name, path) in resolved.path_dependencies() {
+        let node = Node::Path(name.clone(), path.to_path_buf());
+        edges.entry(Node::Member(member.to_string())).or_default().insert(node.clone());
+        edges.entry(node.clone()).or_default();
+        paths.insert((member, name.to_string()), node);
+    }
     for (member, roots) in resolved.roots() {
-        let children = roots.iter().filter_map(|r| {
-            let version = resolution.version_for(&r.key, &r.req)?;
-            Some(Node::Release(r.key.clone(), version.clone()))
-        });
-        edges.entry(Node::Member(member.to_string())).or_default().extend(children);
+        for requirement in roots {
+            let from = match &requirement.origin {
+                Origin::Path { member, dependency } => {
+                    match paths.get(&(member.as_str(), dependency.clone())) {
+                        Some(node) => node.clone(),
+                        None => continue,
+                    }
+                }
+                _ => Node::Member(member.to_string()),
+            };
+            let Some(version) = resolution.version_for(&requirement.key, &requirement.req) else {
+                continue;
+            };
+            let to = Node::Release(requirement.key.clone(), version.clone());
+            edges.entry(from).or_default().insert(to);
+        }
     }
     for (key, version) in &resolution.releases {
         let Some(release) = resolved.index.release(key, version) else { continue };
