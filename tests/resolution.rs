@@ -174,7 +174,13 @@ fn update_moves_versions_and_reports_them() {
     let out = update().ok();
     out.assert_stderr_contains("Updating acme:greeting v1.0.0 -> v1.1.0");
     let out = update().args(["acme:greeting", "--precise", "2.0.0"]).fails();
-    out.assert_stderr_contains("does not satisfy");
+    out.assert_stderr_contains("`acme:greeting` has no release 2.0.0");
+    out.assert_stderr_contains("the newest releases are 1.1.0, 1.0.0");
+    let out = update().args(["acme:text", "--precise", "2.0.0"]).fails();
+    out.assert_stderr_contains(
+        "`acme:text@2.0.0` does not satisfy the requirements on `acme:text`: \
+         `acme:greeting 1.1.0` needs `acme:text ^1.1.0`",
+    );
 
     let inverted =
         sandbox.wreg(["tree", "--registry", registry.url(), "-i", "acme:text", "--manifest-path"]);

@@ -1,16 +1,17 @@
 //! `cargo wreg update`: re-resolve some or all packages to their newest matching releases
 //! and rewrite `wkg.lock`, printing what changed the way `cargo update` does.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use anyhow::Result;
+use anyhow::{Error, Result};
 use semver::Version;
 
 use crate::Help;
 use crate::lock::{LockFile, LockedPackage};
-use crate::ops::fetch::{FetchOptions, resolve_workspace};
+use crate::ops::fetch::{FetchOptions, ResolvedWorkspace, resolve_workspace};
 use crate::ops::workspace::Workspace;
 use crate::package::PackageName;
+use crate::resolve::{Index as _, PackageKey};
 use crate::shell;
 
 #[derive(Debug, Clone, Default)]
@@ -57,10 +58,7 @@ pub async fn update(workspace: &Workspace, options: &UpdateOptions) -> Result<()
     if let (Some(version), Some(name)) = (&options.precise, options.packages.first())
         && !resolved.resolution.releases.iter().any(|(k, v)| &k.name == name && v == version)
     {
-        return Err(Help::error(
-            format!("`{name}@{version}` does not satisfy the requirements on `{name}`"),
-            "pick a version that matches them (`cargo wreg info` lists versions), or change the requirement",
-        ));
+        return Err(precise_refused(&resolved, name, version));
     }
     let new_lock = resolved.index.lock_for(&resolved.resolution);
 
@@ -108,6 +106,43 @@ fn diff(old: &LockFile, new: &LockFile) -> Vec<(&'static str, String)> {
         }
     }
     changes
+}
+
+/// Why `--precise` could not have its way: the release does not exist, or these requirements
+/// on the package exclude it.
+fn precise_refused(resolved: &ResolvedWorkspace, name: &PackageName, version: &Version) -> Error {
+    let keys: BTreeSet<&PackageKey> =
+        resolved.resolution.releases.iter().map(|(k, _)| k).filter(|k| &k.name == name).collect();
+    let mut known: Vec<&Version> =
+        keys.iter().filter_map(|k| resolved.index.versions(k)).flatten().collect();
+    if !known.contains(&version) {
+        known.sort_unstable_by(|a, b| b.cmp(a));
+        let newest: Vec<String> = known.iter().take(5).map(|v| v.to_string()).collect();
+        let help = match newest.as_slice() {
+            [] => "run `cargo wreg info` for the package's releases".to_string(),
+            _ => format!("the newest releases are {}", newest.join(", ")),
+        };
+        return Help::error(format!("`{name}` has no release {version}"), help);
+    }
+    let mut needs = Vec::new();
+    for (member, roots) in resolved.roots() {
+        for r in roots.iter().filter(|r| &r.key.name == name) {
+            needs.push(format!("`{member}` needs `{name} {}`", r.req));
+        }
+    }
+    for (key, chosen) in &resolved.resolution.releases {
+        let Some(release) = resolved.index.release(key, chosen) else { continue };
+        for (_, req) in release.requirements.iter().filter(|(k, _)| &k.name == name) {
+            needs.push(format!("`{} {chosen}` needs `{name} {req}`", key.name));
+        }
+    }
+    Help::error(
+        format!(
+            "`{name}@{version}` does not satisfy the requirements on `{name}`: {}",
+            needs.join("; ")
+        ),
+        "pick a version that matches them, or change the requirement",
+    )
 }
 
 #[cfg(test)]
