@@ -633,12 +633,13 @@ mod tests {
         interface types {\n  record style { loud: bool }\n}\n\
         interface greet {\n  use types.{style};\n  greet: func(name: string, style: style) -> string;\n}\n\
         world provider {\n  export greet;\n  export store: interface {\n    get: func() -> string;\n  }\n  \
-        export version: func() -> string;\n}\n";
+        export version: func() -> string;\n}\n\
+        world both {\n  export types;\n  export greet;\n}\n";
 
-    /// A real component of the `provider` world, around a module that does nothing.
-    fn provider() -> ComponentPackage {
+    /// A real component of `world` in `PROVIDER`, around a module that does nothing.
+    fn component(world: &str) -> ComponentPackage {
         let (resolve, id) = assemble(local(PROVIDER), &[]).unwrap();
-        let world = resolve.select_world(&[id], Some("provider")).unwrap();
+        let world = resolve.select_world(&[id], Some(world)).unwrap();
         let mangling = wit_parser::ManglingAndAbi::Standard32;
         let mut module = wit_component::dummy_module(&resolve, world, mangling);
         let utf8 = wit_component::StringEncoding::UTF8;
@@ -660,7 +661,7 @@ mod tests {
 
     #[test]
     fn component_exports_come_in_under_the_dependencys_names() {
-        let provider = provider();
+        let provider = component("provider");
         // `greet` moves under the dependency; the interface it uses stays where it is.
         let greeter = ("acme:greeter".parse().unwrap(), "1.0.0".parse().unwrap());
         assert_eq!(provider.dependencies().unwrap(), [greeter]);
@@ -689,9 +690,21 @@ mod tests {
     }
 
     #[test]
+    fn interfaces_exported_together_move_together() {
+        let both = component("both");
+        assert_eq!(both.dependencies().unwrap(), []);
+        let (mut resolve, world) = app("  export run: func();");
+        both.import_into(&mut resolve, world, &"acme:hello".parse().unwrap(), &as_is).unwrap();
+        let imports: Vec<String> =
+            resolve.worlds[world].imports.keys().map(|k| resolve.name_world_key(k)).collect();
+        assert_eq!(imports, ["acme:hello/acme-greeter-types", "acme:hello/acme-greeter-greet"]);
+        resolve.assert_valid();
+    }
+
+    #[test]
     fn a_taken_name_for_a_components_functions_is_refused() {
         let (mut resolve, world) = app("  import acme-hello: func();");
-        let err = provider()
+        let err = component("provider")
             .import_into(&mut resolve, world, &"acme:hello".parse().unwrap(), &as_is)
             .unwrap_err();
         assert!(format!("{err:#}").contains("interface `acme-hello`, a name the world"), "{err:#}");
