@@ -74,6 +74,10 @@ fn command_built_for_wasip1_runs_in_wasmtime() {
     assert_eq!(run.stdout.trim(), "quiet please", "{run}");
     let test = cargo("test").ok();
     assert!(test.stdout.contains("test tests::shouts_in_upper_case ... ok"), "{test}");
+
+    // With no runner at all, nothing is handed to cargo to try executing the module.
+    let no_runner = cargo("test").env("PATH", sandbox.path()).fails();
+    no_runner.assert_stderr_contains("`wasmtime` is not on PATH");
 }
 
 #[test]
@@ -112,6 +116,9 @@ fn library_for_bare_wasm32_needs_no_adapter_and_cargo_config_picks_the_target() 
     let run = wreg(&["run"]).fails();
     run.assert_stderr_contains("package `hello-core` has no binary to run");
     run.assert_stderr_contains("wasmtime run --invoke");
+    // Tests built for it would run nothing under wasmtime, and pass.
+    let test = wreg(&["test"]).fails();
+    test.assert_stderr_contains("cannot run what it builds for `wasm32-unknown-unknown`");
 }
 
 #[test]

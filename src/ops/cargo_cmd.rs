@@ -13,7 +13,6 @@ use crate::Help;
 use crate::ops::build::{self, BuildOptions, CargoFailed};
 use crate::ops::fetch::{self, Prepared};
 use crate::ops::workspace::{Member, Workspace};
-use crate::shell;
 
 /// The cargo commands cargo-wreg hands over to after a fetch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,7 +78,7 @@ pub fn run(
     // so a world's imports beyond WASI preview 1 are unmet under `run` and `test` there.
     if command.executes() {
         let triple = build::effective_target(options.target.as_deref())?;
-        if let Some((var, runner)) = default_runner(&triple)? {
+        if let Some((var, runner)) = default_runner(&triple, command)? {
             cargo.env(var, runner);
         }
     }
@@ -117,8 +116,10 @@ fn check_runnable(members: &[&Member], cargo_args: &[String]) -> Result<()> {
 }
 
 /// The environment variable and value that make `wasmtime` cargo's runner for `triple`, when
-/// it is a wasm target, cargo has no runner configured for it and `wasmtime` is on `PATH`.
-fn default_runner(triple: &str) -> Result<Option<(String, PathBuf)>> {
+/// it is a wasm target and cargo has no runner configured for it. Without one, and without
+/// `wasmtime` on `PATH`, or for `wasm32-unknown-unknown`, whose modules have nothing wasmtime
+/// would call, `command` is refused rather than let run nothing and report success.
+fn default_runner(triple: &str, command: CargoCommand) -> Result<Option<(String, PathBuf)>> {
     let var = runner_var(triple);
     if !triple.starts_with("wasm32-") || std::env::var_os(&var).is_some() {
         return Ok(None);
@@ -126,14 +127,24 @@ fn default_runner(triple: &str) -> Result<Option<(String, PathBuf)>> {
     if configured_runner(triple)? {
         return Ok(None);
     }
-    let found = find_on_path("wasmtime", std::env::var_os("PATH"));
-    if found.is_none() {
-        shell::warn(format_args!(
-            "no runner is configured for `{triple}` and `wasmtime` is not on PATH; install \
-             wasmtime or set `target.{triple}.runner` in `.cargo/config.toml`"
+    let configure = format!("set `target.{triple}.runner` in `.cargo/config.toml`");
+    if triple == "wasm32-unknown-unknown" {
+        return Err(Help::error(
+            format!(
+                "`cargo {}` cannot run what it builds for `{triple}`: without WASI a module has \
+                 no entry point or output, so wasmtime would run nothing and report success",
+                command.name()
+            ),
+            format!("use `--target wasm32-wasip2` (or `wasm32-wasip1`), or {configure}"),
         ));
     }
-    Ok(found.map(|path| (var, path)))
+    match find_on_path("wasmtime", std::env::var_os("PATH")) {
+        Some(path) => Ok(Some((var, path))),
+        None => Err(Help::error(
+            format!("no runner is configured for `{triple}` and `wasmtime` is not on PATH"),
+            format!("install wasmtime (https://wasmtime.dev), or {configure}"),
+        )),
+    }
 }
 
 /// The environment variable cargo reads the runner for `triple` from.
