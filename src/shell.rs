@@ -54,6 +54,14 @@ pub fn info(verb: &str, message: impl Display) {
     line(CYAN, verb, message);
 }
 
+/// `count` and `noun`, plural unless one: `1 blob`, `3 blobs`.
+pub fn counted(count: usize, noun: &str) -> String {
+    match count {
+        1 => format!("1 {noun}"),
+        _ => format!("{count} {noun}s"),
+    }
+}
+
 /// A warning; printed even with `--quiet`, as cargo does.
 pub fn warn(message: impl Display) {
     let _ = writeln!(anstream::stderr(), "{YELLOW}warning{YELLOW:#}{BOLD}:{BOLD:#} {message}");
@@ -140,5 +148,17 @@ impl Drop for Progress {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_read_as_english() {
+        assert_eq!(counted(1, "blob"), "1 blob");
+        assert_eq!(counted(0, "upload"), "0 uploads");
+        assert_eq!(counted(3, "leftover"), "3 leftovers");
     }
 }

@@ -951,3 +951,17 @@ fn cargo_wreg_publishes_and_pulls_with_a_token() {
     assert!(pulled.status.success(), "{}", String::from_utf8_lossy(&pulled.stderr));
     assert!(fs::read(&out).unwrap().starts_with(b"\0asm"));
 }
+
+#[test]
+fn a_taken_port_leaves_no_storage_behind() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = TempDir::new().unwrap();
+    let storage = dir.path().join("storage");
+    let output =
+        wreg(&["registry", "serve", "--addr", &addr, "--storage", storage.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "served on a taken port");
+    assert!(stderr.contains(&format!("failed to listen on `{addr}`")), "{stderr}");
+    assert!(!storage.exists(), "the storage directory was created");
+}

@@ -151,10 +151,11 @@ async fn serve(args: ServeArgs) -> Result<()> {
         tls,
         ..ServerOptions::new(storage.clone())
     };
-    let server = Server::new(options).await?;
+    // Listen first: a taken port should leave no storage directory behind.
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .with_context(|| format!("failed to listen on `{}`", args.addr))?;
+    let server = Server::new(options).await?;
     let addr = listener.local_addr().context("failed to read the listening address")?;
     let url = format!("{}://{addr}", server.scheme());
     if server.is_open() {
@@ -180,7 +181,7 @@ async fn serve_until_signalled(server: Server, listener: tokio::net::TcpListener
         result = &mut serving => return result,
         () = shutdown_signal() => {}
     }
-    shell::status("Stopping", "finishing requests in flight; signal again to stop at once");
+    shell::status("Stopping", "once requests in flight finish; signal again to stop at once");
     let _ = stop.send(());
     tokio::select! {
         result = serving => result,
@@ -235,10 +236,10 @@ async fn gc(args: GcArgs) -> Result<()> {
     shell::status(
         verb,
         format_args!(
-            "{} blobs ({mib:.1} MiB), {} uploads and {} leftovers of interrupted writes",
-            report.blobs.len(),
-            report.uploads,
-            report.leftovers
+            "{} ({mib:.1} MiB), {} and {} of interrupted writes",
+            shell::counted(report.blobs.len(), "blob"),
+            shell::counted(report.uploads, "upload"),
+            shell::counted(report.leftovers, "leftover"),
         ),
     );
     Ok(())
