@@ -95,6 +95,33 @@ fn unparsable_wit_is_not_published() {
 }
 
 #[test]
+fn pulls_name_what_is_missing_or_mismatched() {
+    let registry = Registry::start();
+    let sandbox = Sandbox::new();
+    sandbox.publish_wit_fixtures(&registry);
+    let out = sandbox.path().join("text.wasm");
+    let pull = |args: &[&str]| {
+        sandbox.wreg(["pull", "--registry", registry.url(), "-o"]).arg(&out).args(args)
+    };
+
+    pull(&["acme:text@9.9.9"])
+        .fails()
+        .assert_stderr_contains("`acme:text` has no release 9.9.9")
+        .assert_stderr_contains("the newest releases are 2.0.0, 1.1.0, 1.0.0");
+
+    // A version and a digest must agree.
+    let fetched = pull(&["acme:text@1.0.0"]).ok();
+    let digest = fetched.stderr.split(['(', ')']).find(|part| part.starts_with("sha256:"));
+    let digest = digest.unwrap_or_else(|| panic!("no digest in\n{fetched}")).to_string();
+    fs::remove_file(&out).expect("remove the pulled file");
+    pull(&["acme:text@1.1.0", "--digest", &digest])
+        .fails()
+        .assert_stderr_contains(&format!("not `{digest}`"));
+    assert!(!out.exists(), "a refused pull wrote {}", out.display());
+    pull(&["acme:text@1.0.0", "--digest", &digest]).ok();
+}
+
+#[test]
 fn tampered_blob_is_detected() {
     let registry = Registry::start();
     Sandbox::new().publish_wit_fixtures(&registry);

@@ -6,8 +6,10 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use semver::Version;
 
+use crate::Help;
 use crate::config::RegistryConfig;
 use crate::digest::Digest;
+use crate::oci::client::{Client, Release};
 use crate::package::PackageName;
 use crate::shell;
 
@@ -15,6 +17,8 @@ use crate::shell;
 pub enum Selector {
     Version(Version),
     Digest(Digest),
+    /// A version whose manifest must have this digest.
+    Pinned(Version, Digest),
 }
 
 pub async fn pull(
@@ -23,10 +27,26 @@ pub async fn pull(
     config: &RegistryConfig,
     out: &Path,
 ) -> Result<()> {
-    let client = config.client(&config.registry_for(package, None)?)?;
+    let registry = config.registry_for(package, None)?;
+    let client = config.client(&registry)?;
     let release = match selector {
-        Selector::Version(version) => client.release(package, version).await?,
+        Selector::Version(version) => by_version(&client, package, version).await?,
         Selector::Digest(digest) => client.release_by_digest(package, digest).await?,
+        Selector::Pinned(version, digest) => {
+            let release = by_version(&client, package, version).await?;
+            if &release.manifest_digest != digest {
+                return Err(Help::error(
+                    format!(
+                        "the manifest of `{package}@{version}` on `{registry}` has digest `{}`, \
+                         not `{digest}`",
+                        release.manifest_digest
+                    ),
+                    "leave out the version to pull whatever release has that digest, or the \
+                     digest to pull what the version is now",
+                ));
+            }
+            release
+        }
     };
     shell::status("Fetching", format_args!("{package} ({})", release.manifest_digest));
     let bar = shell::transfer_bar("Downloading", &package.to_string(), release.layer.size);
@@ -45,4 +65,26 @@ pub async fn pull(
         .with_context(|| format!("failed to save `{package}` to `{}`", out.display()))?;
     shell::status("Saved", format_args!("{} ({} bytes)", out.display(), bytes.len()));
     Ok(())
+}
+
+/// The release tagged `version`; when there is none, an error listing the newest there are.
+async fn by_version(client: &Client, package: &PackageName, version: &Version) -> Result<Release> {
+    let error = match client.release(package, version).await {
+        Ok(release) => return Ok(release),
+        Err(error) => error,
+    };
+    let Ok(mut versions) = client.versions(package).await else { return Err(error) };
+    if versions.contains(version) {
+        return Err(error);
+    }
+    versions.sort_unstable_by(|a, b| b.cmp(a));
+    let newest: Vec<String> = versions.iter().take(5).map(Version::to_string).collect();
+    let help = match newest.as_slice() {
+        [] => "the package has no releases there; check its name and the registry".to_string(),
+        _ => format!("the newest releases are {}", newest.join(", ")),
+    };
+    Err(Help::error(
+        format!("`{package}` has no release {version} on `{}`", client.registry()),
+        help,
+    ))
 }
