@@ -139,10 +139,24 @@ fn proxy_built_for_wasip1_serves_http() {
 
     // Without `-S cli`, wasmtime serves only what `wasi:http/proxy` imports: with the reactor
     // adapter the component would import the CLI environment too and not start.
-    let server = WasmtimeServer::start(&path, &[]);
-    let (status, body) = http_get(server.url())
-        .unwrap_or_else(|err| panic!("GET {} failed: {err:#}\n{}", server.url(), server.log()));
-    assert_eq!((status, body.as_str()), (200, "Hello from wasip1"), "{}", server.log());
+    let serves = |path: &Path| {
+        let server = WasmtimeServer::start(path, &[]);
+        let (status, body) = http_get(server.url())
+            .unwrap_or_else(|err| panic!("GET {} failed: {err:#}\n{}", server.url(), server.log()));
+        assert_eq!((status, body.as_str()), (200, "Hello from wasip1"), "{}", server.log());
+    };
+    serves(&path);
+
+    // Without `proxy = true`, the `wasi:http/proxy` world alone picks the proxy adapter. The
+    // source is touched so that cargo links the module again and it is adapted anew.
+    let manifest = fs::read_to_string(project.manifest()).expect("read Cargo.toml");
+    fs::write(project.manifest(), manifest.replace("proxy = true\n", "")).expect("write");
+    let source = project.path("src/lib.rs");
+    fs::write(&source, fs::read(&source).expect("read lib.rs")).expect("touch lib.rs");
+    let build = sandbox.wreg(["build", "--registry", registry.url(), "--target", "wasm32-wasip1"]);
+    let output = build.arg("--manifest-path").arg(project.manifest()).ok();
+    let (path, _) = component(&output, "wasm32-wasip1", "hello_proxy.wasm");
+    serves(&path);
 }
 
 #[test]

@@ -75,7 +75,7 @@ pub fn compile(root: &Path, prepared: &[Prepared], options: &BuildOptions) -> Re
     let mut built = Vec::new();
     for artifact in artifacts {
         let Some(member) = prepared.iter().find(|p| p.id == artifact.package) else { continue };
-        finish_component(&artifact)?;
+        finish_component(&artifact, &member.world)?;
         let path = artifact.path;
         shell::status("Component", format_args!("{} ({})", path.display(), member.world));
         built.push(Built { package: member.name.clone(), path, world: member.world.clone() });
@@ -209,17 +209,24 @@ fn unimplemented_error(member: &Prepared) -> anyhow::Error {
 }
 
 /// Makes a component of a core module cargo produced, with the adapter its crate's
-/// `[package.metadata.component]` asks for.
-fn finish_component(artifact: &Artifact) -> Result<()> {
+/// `[package.metadata.component]` asks for, or the proxy adapter for a `wasi:http/proxy` world.
+fn finish_component(artifact: &Artifact, world: &str) -> Result<()> {
     // What cargo did not relink is what was checked when it was: a glance at the header will
     // do, which keeps a no-op build close to plain cargo's time.
     if artifact.fresh && componentize::is_component_file(&artifact.path) {
         return Ok(());
     }
-    let choice = adapter_choice(&artifact.manifest_path)?;
+    let mut choice = adapter_choice(&artifact.manifest_path)?;
+    choice.proxy |= is_proxy_world(world);
     let outcome = componentize::ensure_component(&artifact.path, &choice)?;
     tracing::debug!(path = %artifact.path.display(), ?outcome, "checked the component");
     Ok(())
+}
+
+/// Whether `world` (as `ns:pkg/world@version`) is `wasi:http/proxy`, whose components may
+/// import nothing beyond what the proxy adapter uses.
+fn is_proxy_world(world: &str) -> bool {
+    world.split_once('@').map_or(world, |(name, _)| name) == "wasi:http/proxy"
 }
 
 /// The `proxy` and `adapter` settings of the crate whose manifest is `manifest`.
@@ -276,4 +283,17 @@ pub fn cargo_configs() -> Result<Vec<(PathBuf, toml_edit::DocumentMut)>> {
         }
     }
     Ok(configs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_http_proxy_world_counts_as_one() {
+        assert!(is_proxy_world("wasi:http/proxy@0.2.6"));
+        assert!(is_proxy_world("wasi:http/proxy"));
+        assert!(!is_proxy_world("wasi:http/proxy-plus@0.2.6"));
+        assert!(!is_proxy_world("acme:http/proxy@1.0.0"));
+    }
 }
