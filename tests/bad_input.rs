@@ -122,6 +122,31 @@ fn pulls_name_what_is_missing_or_mismatched() {
 }
 
 #[test]
+fn wit_referencing_an_unpublished_package_is_not_published() {
+    let registry = Registry::start();
+    let sandbox = Sandbox::new();
+    let dir = sandbox.path().join("uses-local");
+    fs::create_dir_all(dir.join("deps/local")).expect("create the WIT dirs");
+    let main = "package acme:uses@1.0.0;\n\ninterface api {\n    \
+                use acme:local/types@1.0.0.{thing};\n    get: func() -> thing;\n}\n";
+    fs::write(dir.join("api.wit"), main).expect("write api.wit");
+    let local = "package acme:local@1.0.0;\n\ninterface types {\n    type thing = u32;\n}\n";
+    fs::write(dir.join("deps/local/types.wit"), local).expect("write types.wit");
+
+    sandbox
+        .wreg(["publish", "--registry", registry.url(), "--wit"])
+        .arg(&dir)
+        .fails()
+        .assert_stderr_contains("references `acme:local@1.0.0`, which")
+        .assert_stderr_contains("publish `acme:local@1.0.0` first");
+
+    // Once the package it references is there, it goes.
+    let publish = sandbox.wreg(["publish", "--registry", registry.url(), "--wit"]);
+    publish.arg(dir.join("deps/local")).ok();
+    sandbox.wreg(["publish", "--registry", registry.url(), "--wit"]).arg(&dir).ok();
+}
+
+#[test]
 fn tampered_blob_is_detected() {
     let registry = Registry::start();
     Sandbox::new().publish_wit_fixtures(&registry);

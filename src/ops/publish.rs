@@ -253,11 +253,37 @@ pub async fn publish_wit(
     refuse_existing(&client, &package, &version).await?;
 
     let bytes = encode_wit(path, config).await?;
+    let references = wit::decode_package(&bytes)?.dependencies;
+    require_published(&package, &version, &references, config).await?;
     check_compatible(&client, &package, &version, &bytes, options.allow_breaking).await?;
     let annotations = wit_annotations(path, &bytes, &version);
     let title = format!("{}-{}.wasm", package.namespace(), package.name());
     let artifact = Artifact::new(&bytes, &title, annotations)?;
     push(&client, &package, &version, &artifact, options.dry_run).await
+}
+
+/// Refuses a package that references a release its registry lacks (one taken from a local
+/// `deps` folder, say): nobody could resolve it once published.
+async fn require_published(
+    package: &PackageName,
+    version: &Version,
+    references: &[Versioned],
+    config: &RegistryConfig,
+) -> Result<()> {
+    for (name, referenced) in references {
+        let registry = config.registry_for(name, None)?;
+        let versions = config.client(&registry)?.versions(name).await?;
+        if !versions.contains(referenced) {
+            return Err(Help::error(
+                format!(
+                    "`{package}@{version}` references `{name}@{referenced}`, which `{registry}` \
+                     does not have: nobody could resolve it"
+                ),
+                format!("publish `{name}@{referenced}` first (`cargo wreg publish --wit <path>`)"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The name and version of the WIT package at `path`, read without resolving anything.
