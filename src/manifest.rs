@@ -86,7 +86,7 @@ impl ComponentMetadata {
         };
         let target = match table.get("target") {
             Some(v) => parse_target(v, dir, &mut unknown_keys)?,
-            None if dir.join("wit").is_dir() => {
+            None if crate::wit::has_wit_files(&dir.join("wit"))? => {
                 Target::Local { path: dir.join("wit"), world: None, dependencies: BTreeMap::new() }
             }
             None => Target::None,

@@ -391,6 +391,12 @@ pub struct LocalSource {
 impl LocalSource {
     /// Parses the package at `path` (without any `deps/` folder).
     pub fn parse(path: &Path) -> Result<Self> {
+        if path.is_dir() && !has_wit_files(path)? {
+            return Err(Help::error(
+                format!("`{}` holds no `.wit` files", path.display()),
+                "point at the directory of the package's `.wit` files, or at one `.wit` file",
+            ));
+        }
         let group = if path.is_dir() {
             UnresolvedPackageGroup::parse_dir(path)
         } else {
@@ -512,6 +518,40 @@ pub fn select_world(resolve: &Resolve, package: PackageId, name: Option<&str>) -
         };
         Help::error(format!("{err:#}"), help)
     })
+}
+
+/// A package `component:<name>` holding one empty world `<name>`, named after the crate as
+/// cargo-component names it: the world of a crate that only calls component dependencies.
+pub fn empty_world(crate_name: &str) -> Result<(Resolve, PackageId)> {
+    let name = crate_name.replace('_', "-").to_lowercase();
+    let text = format!("package component:{name};\n\nworld {name} {{}}\n");
+    let mut resolve = Resolve::default();
+    let id = UnresolvedPackageGroup::parse("empty.wit", &text)
+        .map_err(|(map, e)| anyhow!(e.render(&map)))
+        .and_then(|group| Ok(resolve.push_group(group)?))
+        .map_err(|_| {
+            Help::error(
+                format!("`{crate_name}` does not make a WIT name for the crate's empty world"),
+                "set `target` in `[package.metadata.component]` to a world of your own",
+            )
+        })?;
+    Ok((resolve, id))
+}
+
+/// Whether `dir` is a directory that directly holds a `.wit` file.
+pub fn has_wit_files(dir: &Path) -> Result<bool> {
+    if !dir.is_dir() {
+        return Ok(false);
+    }
+    let entries =
+        std::fs::read_dir(dir).with_context(|| format!("failed to read `{}`", dir.display()))?;
+    for entry in entries {
+        let entry = entry.with_context(|| format!("failed to read `{}`", dir.display()))?;
+        if entry.path().extension().is_some_and(|e| e == "wit") {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Encodes a package of `resolve` in the binary form registries hold.

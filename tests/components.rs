@@ -56,6 +56,53 @@ fn a_published_components_exports_become_imports() {
     );
 }
 
+/// A binary with no world of its own, only a component to call, gets an empty world to import
+/// it into, as cargo-component gives it.
+#[test]
+fn a_binary_without_a_world_calls_a_component_dependency() {
+    let registry = Registry::start();
+    let sandbox = Sandbox::new();
+    sandbox.publish_wit_fixtures(&registry);
+    let hello = sandbox.project("hello");
+    sandbox
+        .wreg(["publish", "--registry", registry.url(), "--manifest-path"])
+        .arg(hello.manifest())
+        .ok();
+
+    // The caller fixture made a binary named `greeting-bin`, without its world.
+    let project = sandbox.project("caller");
+    let manifest = fs::read_to_string(project.manifest()).expect("read Cargo.toml");
+    let manifest = manifest
+        .replace("name = \"caller\"", "name = \"greeting-bin\"")
+        .replace("[lib]\ncrate-type = [\"cdylib\"]\n", "");
+    fs::write(project.manifest(), manifest).expect("write Cargo.toml");
+    fs::remove_dir_all(project.path("wit")).expect("remove the world");
+    fs::remove_file(project.path("src/lib.rs")).expect("remove lib.rs");
+    let main = "#[allow(warnings)]\nmod bindings;\n\n\
+                fn main() {\n    println!(\"{}\", bindings::acme_hello::greet(\"bin\"));\n}\n";
+    fs::write(project.path("src/main.rs"), main).expect("write main.rs");
+
+    let build = || {
+        sandbox
+            .wreg(["build", "--registry", registry.url(), "--manifest-path"])
+            .arg(project.manifest())
+            .ok()
+    };
+    build().assert_stderr_contains("(component:greeting-bin/greeting-bin)");
+    // `wit/deps` now exists, and is still no world of the crate's own.
+    build();
+
+    let hello_wasm = sandbox.path().join("hello.wasm");
+    sandbox
+        .wreg(["pull", "acme:hello@0.1.0", "--registry", registry.url(), "-o"])
+        .arg(&hello_wasm)
+        .ok();
+    let composed = sandbox.path().join("composed.wasm");
+    let bin = built_component("debug", "greeting-bin");
+    common::compose(&bin, &hello_wasm, &[("acme-hello", None)], &composed);
+    assert_eq!(common::run_command(&composed), "Hello, bin!");
+}
+
 /// The names of a component's top-level imports.
 fn component_imports(wasm: &[u8]) -> Vec<String> {
     let mut names = Vec::new();

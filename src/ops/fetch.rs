@@ -337,6 +337,7 @@ impl<'a> Plan<'a> {
             deps.push(local.materialize(index, resolution, &deps)?);
         }
 
+        let components = self.components(index, resolution)?;
         let (mut resolve, package, world_name) =
             match (&component.target, &self.target, &self.local) {
                 (Target::Registry { world, .. }, Some(target), _) => {
@@ -356,6 +357,11 @@ impl<'a> Plan<'a> {
                     let (resolve, id) = wit::assemble(source, &deps)?;
                     (resolve, id, world.clone())
                 }
+                // Nothing of its own to implement, only components to call, as a binary may.
+                (Target::None, _, _) if !components.is_empty() => {
+                    let (resolve, id) = wit::empty_world(&self.member.package.name)?;
+                    (resolve, id, None)
+                }
                 _ => {
                     return Err(Help::error(
                         format!(
@@ -368,7 +374,7 @@ impl<'a> Plan<'a> {
             };
         let world = wit::select_world(&resolve, package, world_name.as_deref())
             .with_context(|| format!("failed to select the target world for `{manifest}`"))?;
-        for (name, dependency, release) in self.components(index, resolution)? {
+        for (name, dependency, release) in components {
             let retarget = |reference: &Versioned| match &release {
                 Some((key, version)) => index.chosen_for(resolution, key, version, reference),
                 None => chosen_for_reference(reference, index, resolution),

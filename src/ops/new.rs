@@ -271,7 +271,7 @@ fn load_world(dir: &Path, world: &str) -> Result<(Resolve, WorldId)> {
     let main = LocalSource { group: empty, path: PathBuf::from("stub.wit") };
     let wit_dir = dir.join("wit");
     let mut others = Vec::new();
-    if has_wit_files(&wit_dir)? {
+    if wit::has_wit_files(&wit_dir)? {
         others.push(LocalSource::parse(&wit_dir)?);
     }
     let deps = wit_dir.join("deps");
@@ -287,21 +287,6 @@ fn load_world(dir: &Path, world: &str) -> Result<(Resolve, WorldId)> {
     let id = wit::select_world(&resolve, main, Some(world))
         .with_context(|| format!("failed to find world `{world}` in `{}`", wit_dir.display()))?;
     Ok((resolve, id))
-}
-
-fn has_wit_files(dir: &Path) -> Result<bool> {
-    if !dir.is_dir() {
-        return Ok(false);
-    }
-    let entries =
-        std::fs::read_dir(dir).with_context(|| format!("failed to read `{}`", dir.display()))?;
-    for entry in entries {
-        let entry = entry.with_context(|| format!("failed to read `{}`", dir.display()))?;
-        if entry.path().extension().is_some_and(|e| e == "wit") {
-            return Ok(true);
-        }
-    }
-    Ok(false)
 }
 
 /// The manifests and lock files of the workspaces above a path, as they were before

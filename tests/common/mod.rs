@@ -480,10 +480,17 @@ pub fn compose(socket: &Path, plug: &Path, wiring: &[(&str, Option<&str>)], out:
 
 /// Runs `wasmtime run --invoke CALL COMPONENT` and returns its trimmed stdout.
 pub fn invoke(component: &Path, call: &str) -> String {
-    let mut command = Command::new(wasmtime());
-    command.arg("run").arg("--invoke").arg(call).arg(component);
+    wasmtime_run(Command::new(wasmtime()).arg("run").arg("--invoke").arg(call).arg(component))
+}
+
+/// Runs the command component `component` with `wasmtime run` and returns its trimmed stdout.
+pub fn run_command(component: &Path) -> String {
+    wasmtime_run(Command::new(wasmtime()).arg("run").arg(component))
+}
+
+fn wasmtime_run(command: &mut Command) -> String {
     let description = format!("{command:?}");
-    let (status, stdout, stderr) = run_with_timeout(&mut command, &description);
+    let (status, stdout, stderr) = run_with_timeout(command, &description);
     assert!(status.success(), "{description} failed: {status}\n{stdout}\n{stderr}");
     stdout.trim().to_string()
 }
