@@ -181,10 +181,11 @@ fn bad_adapters_fail_the_build_and_nothing_is_published() {
     let output = publish().fails();
     output.assert_stderr_contains("failed to read adapter `");
     output.assert_stderr_contains("help: `adapter` in `[package.metadata.component]`");
+    assert!(!output.stderr.contains("Finished"), "cargo built first\n{output}");
     pull().fails();
 
     set_adapter(&project.manifest(), "not-a-module.wasm");
-    publish().fails().assert_stderr_contains("is not wasm, not a core wasm module");
+    publish().fails().assert_stderr_contains("is not wasm at all");
     pull().fails();
 }
 

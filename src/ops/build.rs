@@ -56,6 +56,12 @@ impl std::error::Error for CargoFailed {}
 
 pub async fn build(workspace: &Workspace, options: &BuildOptions) -> Result<Vec<Built>> {
     let members = workspace.select(&options.packages)?;
+    // A wasip2 build is a component as linked; other targets are adapted after the build.
+    if effective_target(options.target.as_deref())? != DEFAULT_TARGET {
+        for adapter in members.iter().filter_map(|m| m.component.adapter.as_deref()) {
+            componentize::check_adapter(adapter)?;
+        }
+    }
     let prepared = fetch::fetch(workspace, &members, &options.fetch).await?;
     compile(workspace.root(), &prepared, options)
 }

@@ -92,13 +92,20 @@ fn read_custom_adapter(path: &Path) -> Result<Vec<u8>> {
         Help::error(format!("failed to read adapter `{}`: {e}", path.display()), help)
     })?;
     if !Parser::is_core_wasm(&bytes) {
-        let what = if Parser::is_component(&bytes) { "a component" } else { "not wasm" };
-        return Err(Help::error(
-            format!("adapter `{}` is {what}, not a core wasm module", path.display()),
-            help,
-        ));
+        let what = if Parser::is_component(&bytes) {
+            "a component, not a core wasm module"
+        } else {
+            "not wasm at all"
+        };
+        return Err(Help::error(format!("adapter `{}` is {what}", path.display()), help));
     }
     Ok(bytes)
+}
+
+/// Checks that the `adapter` a manifest names can be read and is a core module, so that a
+/// mistake shows before a build rather than after it.
+pub fn check_adapter(path: &Path) -> Result<()> {
+    read_custom_adapter(path).map(drop)
 }
 
 /// The facts about a core module that decide its adapter.
@@ -304,7 +311,7 @@ mod tests {
         let err = ensure_component(&path, &choice(false, missing.to_str())).unwrap_err();
         assert!(err.to_string().starts_with("failed to read adapter `"), "{err}");
         let err = ensure_component(&path, &choice(false, text.to_str())).unwrap_err();
-        assert!(err.to_string().ends_with("is not wasm, not a core wasm module"), "{err}");
+        assert!(err.to_string().ends_with("is not wasm at all"), "{err}");
         assert!(err.downcast_ref::<Help>().is_some(), "errors carry a hint");
         assert_eq!(std::fs::read(&path).unwrap(), core);
     }
