@@ -381,6 +381,9 @@ async fn public_read_lets_anyone_pull_but_not_push() {
     let session = anonymous["token"].as_str().unwrap();
     let refused = push_blob(&client, server, "acme/x", b"v2", Some(session)).await;
     assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    // The anonymous session token is valid, just not enough: no "invalid credentials".
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["errors"][0]["message"], "authentication required", "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

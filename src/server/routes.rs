@@ -26,6 +26,16 @@ pub const API_VERSION: HeaderName = HeaderName::from_static("docker-distribution
 const CONTENT_DIGEST: HeaderName = HeaderName::from_static("docker-content-digest");
 const UPLOAD_UUID: HeaderName = HeaderName::from_static("docker-upload-uuid");
 
+/// Why a request gets a 401.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Challenge {
+    /// No credentials, or an anonymous session token, where an identity is needed.
+    Required,
+    /// Credentials that match no token.
+    InvalidCredentials,
+    /// A session token lacking a scope its owner could get: ask for a new token.
+    InsufficientScope,
+}
 /// The `service` named in challenges and expected by the token endpoint.
 const SERVICE: &str = "cargo-wreg";
 
@@ -50,7 +60,8 @@ impl App {
             return Ok(Identity::Open);
         };
         let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-        auth.authenticate(authorization).map_err(|_| self.unauthorized(headers, None, false))
+        auth.authenticate(authorization)
+            .map_err(|_| self.unauthorized(headers, None, Challenge::InvalidCredentials))
     }
 
     /// Checks that `identity` may do `action` on `repository`.
@@ -68,8 +79,13 @@ impl App {
         let scope = || Some(format!("repository:{repository}:{actions}"));
         match Auth::authorize(identity, repository, action) {
             Ok(()) => Ok(()),
-            Err(Denial::Unauthenticated) => Err(self.unauthorized(headers, scope(), false)),
-            Err(Denial::InsufficientScope) => Err(self.unauthorized(headers, scope(), true)),
+            // Authorization is asked of valid identities only: this one is anonymous.
+            Err(Denial::Unauthenticated) => {
+                Err(self.unauthorized(headers, scope(), Challenge::Required))
+            }
+            Err(Denial::InsufficientScope) => {
+                Err(self.unauthorized(headers, scope(), Challenge::InsufficientScope))
+            }
             Err(Denial::Denied) => {
                 let message = format!("the token may not {verb} `{repository}`");
                 Err(ApiError::new(StatusCode::FORBIDDEN, "DENIED", message))
@@ -77,18 +93,13 @@ impl App {
         }
     }
 
-    /// A 401 with the challenge that leads a client to the token endpoint for `scope`;
-    /// `insufficient` when the client's session token lacks a scope it could get.
-    fn unauthorized(
-        &self,
-        headers: &HeaderMap,
-        scope: Option<String>,
-        insufficient: bool,
-    ) -> ApiError {
-        let message = match (insufficient, headers.contains_key(header::AUTHORIZATION)) {
-            (true, _) => "the token does not cover this request",
-            (false, true) => "invalid credentials",
-            (false, false) => "authentication required",
+    /// A 401 with the challenge that leads a client to the token endpoint for `scope`.
+    fn unauthorized(&self, headers: &HeaderMap, scope: Option<String>, why: Challenge) -> ApiError {
+        let insufficient = why == Challenge::InsufficientScope;
+        let message = match why {
+            Challenge::InsufficientScope => "the token does not cover this request",
+            Challenge::InvalidCredentials => "invalid credentials",
+            Challenge::Required => "authentication required",
         };
         let mut challenge =
             format!("Bearer realm=\"{}\",service=\"{SERVICE}\"", self.realm(headers));
@@ -134,7 +145,7 @@ pub async fn close_after_refused_body(request: Request, next: Next) -> Response 
 pub async fn api_version(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     match app.identify(&headers) {
         Ok(identity) if !identity.is_anonymous() => Json(json!({})).into_response(),
-        Ok(_) => app.unauthorized(&headers, None, false).into_response(),
+        Ok(_) => app.unauthorized(&headers, None, Challenge::Required).into_response(),
         Err(err) => err.into_response(),
     }
 }
@@ -200,7 +211,7 @@ async fn list_repositories(
     let identity = app.identify(headers)?;
     if matches!(identity, Identity::Anonymous { public_read: false }) {
         let scope = Some("registry:catalog:*".to_string());
-        return Err(app.unauthorized(headers, scope, false));
+        return Err(app.unauthorized(headers, scope, Challenge::Required));
     }
     let mut names = app.storage.repositories().await?;
     names.retain(|name| identity.may_list(name));
