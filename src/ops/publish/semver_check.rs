@@ -6,7 +6,9 @@
 //! components that call its interfaces, and only an unchanged package keeps all of them
 //! working. The rule taken is the one WASI's minor releases follow and component linkers
 //! accept by instance subtyping: every interface, world, type and function of the earlier
-//! release is still there with the same shape; new ones may be added. A component is judged by
+//! release is still there with the same shape; new ones may be added, except exports of a world
+//! that was there: each is one more thing every component implementing it must provide (which
+//! is what crates targeting the world do). A component is judged by
 //! its exports, which are its API. Its imports are what it needs from a host and, like a
 //! crate's dependencies, are not what its version promises: a change there is reported, not
 //! refused.
@@ -233,6 +235,16 @@ impl<'a> Compare<'a> {
         let (old, new) = (&self.old.worlds[a], &self.new.worlds[b]);
         self.items(&format!("{path}: import"), &old.imports, &new.imports, Side::Old);
         self.items(&format!("{path}: export"), &old.exports, &new.exports, Side::Old);
+        // A world is also implemented: each new export is one more thing its components must
+        // provide, so a component of the earlier world no longer fits it.
+        let before: HashSet<String> = old.exports.keys().map(|k| key_name(self.old, k)).collect();
+        for key in new.exports.keys() {
+            let name = key_name(self.new, key);
+            if !before.contains(&name) {
+                let path = format!("{path}: export `{name}`");
+                self.changes.push(Change { path, kind: ChangeKind::Added });
+            }
+        }
     }
 
     /// Compares the imports or exports of two worlds.
@@ -678,6 +690,14 @@ mod tests {
             .replace("enum unit", "type size = u64;\n enum unit")
             .replace("world app {", "world extra { export go: func(); }\n world app {");
         assert_eq!(package_changes(SHAPES, &extended), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_new_export_of_a_world_breaks_its_implementations() {
+        let more = SHAPES.replace("world app {", "world app {\n export stop: func();");
+        assert_eq!(package_changes(SHAPES, &more), ["world `app`: export `stop` is new"]);
+        let import = SHAPES.replace("world app {", "world app {\n import log: func();");
+        assert_eq!(package_changes(SHAPES, &import), Vec::<String>::new());
     }
 
     #[test]
