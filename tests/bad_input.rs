@@ -144,6 +144,17 @@ fn wit_referencing_an_unpublished_package_is_not_published() {
     let publish = sandbox.wreg(["publish", "--registry", registry.url(), "--wit"]);
     publish.arg(dir.join("deps/local")).ok();
     sandbox.wreg(["publish", "--registry", registry.url(), "--wit"]).arg(&dir).ok();
+
+    // What the registry holds is what counts, not a `deps` copy that says more.
+    let changed = local.replace("type thing = u32;", "type thing = u32;\n    type extra = u8;");
+    fs::write(dir.join("deps/local/types.wit"), changed).expect("write types.wit");
+    let main = main.replace("@1.0.0;", "@1.1.0;").replace("{thing}", "{thing, extra}");
+    fs::write(dir.join("api.wit"), main).expect("write api.wit");
+    sandbox
+        .wreg(["publish", "--registry", registry.url(), "--wit"])
+        .arg(&dir)
+        .fails()
+        .assert_stderr_contains("extra");
 }
 
 #[test]

@@ -252,9 +252,8 @@ pub async fn publish_wit(
     let client = config.client(&config.registry_for(&package, None)?)?;
     refuse_existing(&client, &package, &version).await?;
 
+    require_published(&package, &version, &wit_references(path)?, config).await?;
     let bytes = encode_wit(path, config).await?;
-    let references = wit::decode_package(&bytes)?.dependencies;
-    require_published(&package, &version, &references, config).await?;
     check_compatible(&client, &package, &version, &bytes, options.allow_breaking).await?;
     let annotations = wit_annotations(path, &bytes, &version);
     let title = format!("{}-{}.wasm", package.namespace(), package.name());
@@ -262,8 +261,16 @@ pub async fn publish_wit(
     push(&client, &package, &version, &artifact, options.dry_run).await
 }
 
-/// Refuses a package that references a release its registry lacks (one taken from a local
-/// `deps` folder, say): nobody could resolve it once published.
+/// The packages the WIT package at `path` references, with the versions it names.
+fn wit_references(path: &Path) -> Result<Vec<Versioned>> {
+    if is_wasm(path) {
+        return Ok(wit::decode_package(&read(path)?)?.dependencies);
+    }
+    LocalSource::parse(path)?.dependencies()
+}
+
+/// Refuses a package that references a release its registry lacks: nobody could resolve it
+/// once published.
 async fn require_published(
     package: &PackageName,
     version: &Version,
@@ -307,14 +314,8 @@ async fn encode_wit(path: &Path, config: &RegistryConfig) -> Result<Vec<u8>> {
     if is_wasm(path) {
         return read(path);
     }
-    let deps_dir = deps_beside(path);
-    if deps_dir.is_dir() && path.is_dir() {
-        let mut resolve = wit_parser::Resolve::default();
-        let (id, _) = resolve
-            .push_dir(path)
-            .with_context(|| format!("failed to parse the WIT package at `{}`", path.display()))?;
-        return wit::encode_package(&resolve, id);
-    }
+    // The packages it uses come from the registry, never from a `deps` folder beside it: the
+    // published package must name what its consumers will resolve.
     let mut source = LocalSource::parse(path)?;
     let deps = fetch::resolve_references(&mut source, config).await?;
     let (resolve, id) = wit::assemble(source, &deps)?;
@@ -327,14 +328,6 @@ fn is_wasm(path: &Path) -> bool {
 
 fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("failed to read `{}`", path.display()))
-}
-
-fn deps_beside(path: &Path) -> PathBuf {
-    if path.is_dir() {
-        path.join("deps")
-    } else {
-        path.parent().unwrap_or(Path::new(".")).join("deps")
-    }
 }
 
 /// A WIT package's annotations: its version, its package documentation as the description,
