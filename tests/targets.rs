@@ -75,9 +75,20 @@ fn command_built_for_wasip1_runs_in_wasmtime() {
     let test = cargo("test").ok();
     assert!(test.stdout.contains("test tests::shouts_in_upper_case ... ok"), "{test}");
 
-    // With no runner at all, nothing is handed to cargo to try executing the module.
-    let no_runner = cargo("test").env("PATH", sandbox.path()).fails();
+    // With no runner at all, nothing is handed to cargo to try executing the module; unless
+    // nothing is to run, or `--config` names a runner.
+    let cargo_bin = std::env::var_os("CARGO").map(PathBuf::from).expect("cargo sets CARGO");
+    let toolchain = cargo_bin.parent().expect("cargo's directory");
+    // The toolchain and the system's own tools (a wasmtime shim may need a shell), no wasmtime.
+    let toolchain = std::env::join_paths([toolchain, Path::new("/usr/bin"), Path::new("/bin")])
+        .expect("a PATH");
+    let no_runner = cargo("test").env("PATH", &toolchain).fails();
     no_runner.assert_stderr_contains("`wasmtime` is not on PATH");
+    cargo("test").env("PATH", &toolchain).arg("--no-run").ok();
+    let runner =
+        format!("target.wasm32-wasip1.runner={:?}", common::wasmtime().display().to_string());
+    let test = cargo("test").env("PATH", &toolchain).args(["--config", &runner]).ok();
+    assert!(test.stdout.contains("test tests::shouts_in_upper_case ... ok"), "{test}");
 }
 
 #[test]

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result};
+use toml_edit::DocumentMut;
 
 use crate::Help;
 use crate::ops::build::{self, BuildOptions, CargoFailed};
@@ -76,9 +77,10 @@ pub fn run(
     cargo.args(&options.cargo_args);
     // TODO: for wasm32-wasip1 the runner gets the core module cargo linked, not a component,
     // so a world's imports beyond WASI preview 1 are unmet under `run` and `test` there.
-    if command.executes() {
+    let compile_only = options.cargo_args.iter().any(|a| a == "--no-run");
+    if command.executes() && !compile_only {
         let triple = build::effective_target(options.target.as_deref())?;
-        if let Some((var, runner)) = default_runner(&triple, command)? {
+        if let Some((var, runner)) = default_runner(&triple, command, &options.cargo_args)? {
             cargo.env(var, runner);
         }
     }
@@ -119,12 +121,18 @@ fn check_runnable(members: &[&Member], cargo_args: &[String]) -> Result<()> {
 /// it is a wasm target and cargo has no runner configured for it. Without one, and without
 /// `wasmtime` on `PATH`, or for `wasm32-unknown-unknown`, whose modules have nothing wasmtime
 /// would call, `command` is refused rather than let run nothing and report success.
-fn default_runner(triple: &str, command: CargoCommand) -> Result<Option<(String, PathBuf)>> {
+fn default_runner(
+    triple: &str,
+    command: CargoCommand,
+    cargo_args: &[String],
+) -> Result<Option<(String, PathBuf)>> {
     let var = runner_var(triple);
     if !triple.starts_with("wasm32-") || std::env::var_os(&var).is_some() {
         return Ok(None);
     }
-    if configured_runner(triple)? {
+    let mut configs = command_line_configs(cargo_args)?;
+    configs.extend(build::cargo_configs()?);
+    if configured_runner(triple, &configs) {
         return Ok(None);
     }
     let configure = format!("set `target.{triple}.runner` in `.cargo/config.toml`");
@@ -152,10 +160,11 @@ fn runner_var(triple: &str) -> String {
     format!("CARGO_TARGET_{}_RUNNER", triple.to_uppercase().replace(['-', '.'], "_"))
 }
 
-/// Whether cargo's configuration sets a runner that applies to `triple`. Runners for `cfg(..)`
-/// expressions count too: cargo would use them, and evaluating them is cargo's business.
-fn configured_runner(triple: &str) -> Result<bool> {
-    for (path, config) in build::cargo_configs()? {
+/// Whether one of cargo's `configs` sets a runner that applies to `triple`. Runners for
+/// `cfg(..)` expressions count too: cargo would use them, and evaluating them is cargo's
+/// business.
+fn configured_runner(triple: &str, configs: &[(PathBuf, DocumentMut)]) -> bool {
+    for (path, config) in configs {
         let Some(targets) = config.get("target").and_then(|t| t.as_table_like()) else {
             continue;
         };
@@ -165,10 +174,39 @@ fn configured_runner(triple: &str) -> Result<bool> {
         });
         if found {
             tracing::debug!(config = %path.display(), "cargo has a runner for {triple}");
-            return Ok(true);
+            return true;
         }
     }
-    Ok(false)
+    false
+}
+
+/// The configuration that `--config` arguments give cargo: a file, or inline TOML such as
+/// `target.wasm32-wasip2.runner="wasmtime"`.
+fn command_line_configs(cargo_args: &[String]) -> Result<Vec<(PathBuf, DocumentMut)>> {
+    let mut values: Vec<&str> = Vec::new();
+    let mut args = cargo_args.iter().take_while(|a| *a != "--");
+    while let Some(arg) = args.next() {
+        if arg == "--config" {
+            values.extend(args.next().map(String::as_str));
+        } else if let Some(value) = arg.strip_prefix("--config=") {
+            values.push(value);
+        }
+    }
+    values
+        .into_iter()
+        .map(|value| {
+            let path = Path::new(value);
+            let (origin, text) = if path.is_file() {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("failed to read `{value}`"))?;
+                (path.to_path_buf(), text)
+            } else {
+                (PathBuf::from("--config"), value.to_string())
+            };
+            let config = text.parse().with_context(|| format!("invalid `--config {value}`"))?;
+            Ok((origin, config))
+        })
+        .collect()
 }
 
 /// The first executable file named `name` in the directories of `path`.
@@ -207,6 +245,23 @@ mod tests {
         }
         assert_eq!(find_on_path("wasmtime", path), Some(wasmtime));
         assert_eq!(find_on_path("wasmtime", None), None);
+    }
+
+    #[test]
+    fn runners_given_with_config_arguments_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("runner.toml");
+        std::fs::write(&file, "[target.'cfg(target_family = \"wasm\")']\nrunner = \"x\"\n")
+            .unwrap();
+        let args = |list: &[&str]| list.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+        let inline = args(&["--config", "target.wasm32-wasip2.runner=\"echo\""]);
+        let configs = command_line_configs(&inline).unwrap();
+        assert!(configured_runner("wasm32-wasip2", &configs));
+        assert!(!configured_runner("wasm32-wasip1", &configs));
+        let from_file = args(&["--release", &format!("--config={}", file.display())]);
+        assert!(configured_runner("wasm32-wasip1", &command_line_configs(&from_file).unwrap()));
+        let for_the_program = args(&["--", "--config", "target.wasm32-wasip2.runner=\"echo\""]);
+        assert!(command_line_configs(&for_the_program).unwrap().is_empty());
     }
 
     #[test]
