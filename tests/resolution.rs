@@ -58,7 +58,7 @@ fn path_dependencies_resolve_what_they_reference() {
                use acme:text/types@1.0.0.{case-style};\n    \
                shout: func(text: string, style: case-style) -> string;\n}\n";
     fs::write(local.join("local.wit"), wit).expect("write local.wit");
-    add_dependencies(&hello, r#""acme:local" = { path = "deps/local" }"#);
+    add_dependencies(&hello, r#""acme:local" = { path = "./deps/local" }"#);
 
     fetch(&sandbox, &registry, &hello).ok();
     // Its reference to `acme:text@1.0.0` shares the release the target world chose.
@@ -71,6 +71,10 @@ fn path_dependencies_resolve_what_they_reference() {
     let out = tree.arg(hello.manifest()).ok().stdout;
     let node = format!("└── acme:local ({})\n    └── acme:text v1.1.0", local.display());
     assert!(out.contains(&node), "{out}");
+
+    let inverted = sandbox.wreg(["tree", "--registry", registry.url(), "-i", "acme:local"]);
+    let out = inverted.arg("--manifest-path").arg(hello.manifest()).ok().stdout;
+    assert!(out.starts_with(&format!("acme:local ({})\n└── hello", local.display())), "{out}");
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
-use std::path::PathBuf;
+use std::path::{Component, PathBuf};
 
 use anyhow::Result;
 use semver::Version;
@@ -68,8 +68,17 @@ pub async fn tree(workspace: &Workspace, options: &TreeOptions) -> Result<String
     let starts: Vec<Node> = if options.duplicates {
         duplicated(&resolved)
     } else if let Some(name) = &options.invert {
-        let found: Vec<Node> = releases(&resolved)
-            .filter(|n| matches!(n, Node::Release(k, _) if &k.name == name))
+        let found: Vec<Node> = edges
+            .keys()
+            .chain(edges.values().flatten())
+            .filter(|n| match n {
+                Node::Release(key, _) => &key.name == name,
+                Node::Path(path_name, _) => path_name == name,
+                Node::Member(_) => false,
+            })
+            .cloned()
+            .collect::<BTreeSet<Node>>()
+            .into_iter()
             .collect();
         if found.is_empty() {
             return Err(Help::error(
@@ -118,7 +127,9 @@ fn edges(resolved: &ResolvedWorkspace) -> BTreeMap<Node, BTreeSet<Node>> {
     let mut edges: BTreeMap<Node, BTreeSet<Node>> = BTreeMap::new();
     let mut paths: BTreeMap<(&str, String), Node> = BTreeMap::new();
     for (member, name, path) in resolved.path_dependencies() {
-        let node = Node::Path(name.clone(), path.to_path_buf());
+        // As written in the manifest, less the `.` components joining made.
+        let path = path.components().filter(|c| *c != Component::CurDir).collect();
+        let node = Node::Path(name.clone(), path);
         edges.entry(Node::Member(member.to_string())).or_default().insert(node.clone());
         edges.entry(node.clone()).or_default();
         paths.insert((member, name.to_string()), node);
