@@ -180,6 +180,9 @@ fn update_moves_versions_and_reports_them() {
     let out = update().args(["acme:greeting", "--precise", "2.0.0"]).fails();
     out.assert_stderr_contains("`acme:greeting` has no release 2.0.0");
     out.assert_stderr_contains("the newest releases are 1.1.0, 1.0.0");
+    // The same for a version the requirement would accept.
+    let out = update().args(["acme:greeting", "--precise", "1.0.5"]).fails();
+    out.assert_stderr_contains("`acme:greeting` has no release 1.0.5");
     let out = update().args(["acme:text", "--precise", "2.0.0"]).fails();
     out.assert_stderr_contains(
         "`acme:text@2.0.0` does not satisfy the requirements on `acme:text`: \

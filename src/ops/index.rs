@@ -211,6 +211,11 @@ impl<'a> RegistryIndex<'a> {
             .chain(self.releases.values().flat_map(|r| r.requirements.iter().map(|(k, _)| k)));
         for key in known {
             for (_, version) in self.options.prefer.iter().filter(|(name, _)| name == &key.name) {
+                // Only a release the registry lists: a preference is taken without listing,
+                // like a lock entry, and one that does not exist would be fetched and fail.
+                if !self.versions.get(key).is_some_and(|listed| listed.contains(version)) {
+                    continue;
+                }
                 let versions = locked.entry(key.clone()).or_default();
                 if !versions.contains(version) {
                     versions.push(version.clone());
