@@ -119,6 +119,14 @@ fn pulls_name_what_is_missing_or_mismatched() {
         .assert_stderr_contains(&format!("not `{digest}`"));
     assert!(!out.exists(), "a refused pull wrote {}", out.display());
     pull(&["acme:text@1.0.0", "--digest", &digest]).ok();
+
+    // A layer digest, as wkg.lock records, is not what --digest takes; the error says so.
+    let info = sandbox.wreg(["info", "acme:text", "--registry", registry.url()]).ok();
+    let layer = info.stdout.lines().next().and_then(|line| line.split_whitespace().nth(1));
+    let layer = layer.unwrap_or_else(|| panic!("no layer digest in\n{info}"));
+    pull(&["acme:text", "--digest", layer])
+        .fails()
+        .assert_stderr_contains("the third column of `cargo wreg info acme:text`");
 }
 
 #[test]

@@ -176,17 +176,17 @@ fn add_dry_run_writes_nothing() {
 }
 
 #[test]
-fn info_lists_versions_newest_first_with_the_layer_digests_publish_printed() {
+fn info_lists_versions_newest_first_with_the_digests_publish_printed() {
     let registry = Registry::start();
     let sandbox = Sandbox::new();
     let mut expected = Vec::new();
     for name in ["acme-text-1.0.0", "acme-text-1.1.0", "acme-text-2.0.0"] {
-        let layer = publish_printing_layer(&sandbox, &registry, &fixture_wit(name));
+        let digests = publish_printing_digests(&sandbox, &registry, &fixture_wit(name));
         let version = name.trim_start_matches("acme-text-");
-        expected.push(format!("{version}  {layer}"));
+        expected.push(format!("{version}  {digests}"));
     }
-    let layer = publish_printing_layer(&sandbox, &registry, &pre_release_dir(&sandbox));
-    expected.push(format!("3.0.0-rc.1  {layer}"));
+    let digests = publish_printing_digests(&sandbox, &registry, &pre_release_dir(&sandbox));
+    expected.push(format!("3.0.0-rc.1  {digests}"));
     expected.reverse();
 
     let output = sandbox.wreg(["info", "acme:text", "--registry", registry.url()]).ok();
@@ -195,15 +195,18 @@ fn info_lists_versions_newest_first_with_the_layer_digests_publish_printed() {
 }
 
 /// Publishes the WIT package at `path` and returns the layer digest that `publish --dry-run`
-/// printed for it.
-fn publish_printing_layer(sandbox: &Sandbox, registry: &Registry, path: &Path) -> String {
+/// printed for it and the manifest digest that `publish` printed, two spaces apart.
+fn publish_printing_digests(sandbox: &Sandbox, registry: &Registry, path: &Path) -> String {
     let publish = || sandbox.wreg(["publish", "--registry", registry.url(), "--wit"]).arg(path);
     let dry_run = publish().arg("--dry-run").ok();
     let line = dry_run.status_line("Would");
     let layer = line.split("(layer ").nth(1).and_then(|rest| rest.split(',').next());
     let layer = layer.unwrap_or_else(|| panic!("no layer digest in {line:?}")).to_string();
-    publish().ok();
-    layer
+    let published = publish().ok();
+    let line = published.status_line("Published");
+    let manifest = line.split(['(', ')']).nth(1);
+    let manifest = manifest.unwrap_or_else(|| panic!("no manifest digest in {line:?}"));
+    format!("{layer}  {manifest}")
 }
 
 #[test]

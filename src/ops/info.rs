@@ -1,5 +1,6 @@
 //! `cargo wreg info`: the published versions of a package, newest first, each with the digest
-//! of its wasm layer as its manifest records it.
+//! of its wasm layer as its manifest records it (what `wkg.lock` pins) and the digest of the
+//! manifest itself (what `pull --digest` takes).
 
 use anyhow::Result;
 use futures_util::{StreamExt, TryStreamExt, stream};
@@ -24,9 +25,9 @@ pub struct VersionInfo {
 }
 
 impl VersionInfo {
-    /// The line `info` prints: version and layer digest, separated by two spaces.
+    /// The line `info` prints: version, layer digest and manifest digest, two spaces apart.
     pub fn line(&self) -> String {
-        format!("{}  {}", self.version, self.layer)
+        format!("{}  {}  {}", self.version, self.layer, self.manifest)
     }
 }
 
@@ -65,12 +66,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn lines_are_version_then_layer_digest() {
+    fn lines_are_version_then_layer_and_manifest_digests() {
         let info = VersionInfo {
             version: "1.3.2".parse().unwrap(),
             layer: Digest::of(b"layer"),
             manifest: Digest::of(b"manifest"),
         };
-        assert_eq!(info.line(), format!("1.3.2  {}", Digest::of(b"layer")));
+        let digests = format!("{}  {}", Digest::of(b"layer"), Digest::of(b"manifest"));
+        assert_eq!(info.line(), format!("1.3.2  {digests}"));
     }
 }

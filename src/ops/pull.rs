@@ -31,7 +31,17 @@ pub async fn pull(
     let client = config.client(&registry)?;
     let release = match selector {
         Selector::Version(version) => by_version(&client, package, version).await?,
-        Selector::Digest(digest) => client.release_by_digest(package, digest).await?,
+        Selector::Digest(digest) => {
+            client.release_by_digest(package, digest).await.map_err(|err| {
+                Help::error(
+                    format!("{err:#}"),
+                    format!(
+                        "`--digest` takes a manifest digest, the third column of `cargo wreg \
+                         info {package}`; wkg.lock records layer digests"
+                    ),
+                )
+            })?
+        }
         Selector::Pinned(version, digest) => {
             let release = by_version(&client, package, version).await?;
             if &release.manifest_digest != digest {
