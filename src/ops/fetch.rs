@@ -85,9 +85,8 @@ pub async fn fetch(
         output.write()?;
     }
     if new_lock.save(&lock_path)? {
-        let count = resolution.releases.len();
-        let noun = if count == 1 { "package" } else { "packages" };
-        shell::status("Locking", format_args!("{count} {noun} in `{}`", lock_path.display()));
+        let count = shell::counted(resolution.releases.len(), "package");
+        shell::status("Locking", format_args!("{count} in `{}`", lock_path.display()));
     }
     let prepared: Vec<Prepared> = outputs.into_iter().map(|o| o.prepared).collect();
     if let Some(snapshot) = &options.snapshot {

@@ -325,7 +325,8 @@ impl<'a> RegistryIndex<'a> {
             return Err(Help::error(
                 format!("package `{}` was not found on `{}`", key.name, key.registry),
                 format!(
-                    "check the name, or publish it first with `cargo wreg publish --wit <dir> --registry {}`",
+                    "check the name, or publish it first to `{}`: `cargo wreg publish --wit <dir>` \
+                     for a WIT package, `cargo wreg publish` in the crate of a component",
                     key.registry
                 ),
             ));
