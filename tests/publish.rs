@@ -278,11 +278,21 @@ fn members_go_up_after_the_members_they_use() {
     let sandbox = Sandbox::new();
     sandbox.publish_wit_fixtures(&registry);
     let root = workspace_of(&sandbox, &[("caller", "caller"), ("hello", "hello")]);
+    let publish = |extra: &[&str]| {
+        sandbox
+            .wreg(["publish", "--registry", registry.url(), "--workspace", "--manifest-path"])
+            .arg(root.join("Cargo.toml"))
+            .args(extra)
+            .ok()
+    };
 
-    let output = sandbox
-        .wreg(["publish", "--registry", registry.url(), "--workspace", "--manifest-path"])
-        .arg(root.join("Cargo.toml"))
-        .ok();
+    // A dry run builds `caller` against the `hello` it built, since none is published yet.
+    let dry_run = publish(&["--dry-run"]);
+    dry_run.assert_stderr_contains("Would push acme:hello@0.1.0");
+    dry_run.assert_stderr_contains("Would push acme:caller@0.1.0");
+    assert!(!published(&sandbox, &registry, "acme:hello@0.1.0"), "a dry run pushed");
+
+    let output = publish(&[]);
     let published: Vec<&str> = output
         .stderr
         .lines()
@@ -290,6 +300,9 @@ fn members_go_up_after_the_members_they_use() {
         .map(|rest| rest.split(' ').next().unwrap_or_default())
         .collect();
     assert_eq!(published, ["acme:hello@0.1.0", "acme:caller@0.1.0"], "{output}");
+    // And what the dry run stood in for is locked now, as published.
+    let lock = fs::read_to_string(root.join("wkg.lock")).expect("read wkg.lock");
+    assert!(lock.contains("name = \"acme:hello\""), "{lock}");
 }
 
 /// A workspace of fixture copies: each `(fixture, name)` becomes member `name`, published as

@@ -22,7 +22,7 @@ pub use self::metadata::{ReleaseFacts, git_revision};
 use crate::Help;
 use crate::config::RegistryConfig;
 use crate::fsutil;
-use crate::manifest::{ComponentMetadata, Target};
+use crate::manifest::{ComponentMetadata, Dependency, Target};
 use crate::oci::layout::{DESCRIPTION, ImageManifest, REVISION, TITLE, VERSION};
 use crate::oci::{Artifact, Client};
 use crate::ops::build::{self, BuildOptions};
@@ -87,42 +87,54 @@ async fn publish_members(
     // A member that uses another builds against its published release, so it is built only
     // once that is up; members of one level go up together once all of them passed. Members
     // of later levels are left out of the resolution until then: what they use is not out yet.
+    // A dry run pushes nothing, so there the components built for earlier levels stand in.
+    let mut stand_ins = Vec::new();
     for (index, level) in levels.iter().enumerate() {
         let later: Vec<&Member> =
             levels[index + 1..].iter().flatten().map(|&i| members[i]).collect();
-        let scoped;
-        let scope = if later.is_empty() {
-            workspace
-        } else {
-            scoped = without(workspace, &later);
-            &scoped
-        };
+        let scope = scoped(workspace, &later, &stand_ins);
         let level: Vec<&Outgoing> = level.iter().map(|&i| &outgoing[i]).collect();
-        publish_level(scope, &level, build, options).await?;
+        let built = publish_level(&scope, &level, build, options).await?;
+        if options.dry_run {
+            stand_ins.extend(level.iter().map(|o| o.package.clone()).zip(built));
+        }
     }
     Ok(())
 }
 
-/// `workspace` without the members `left_out`.
-fn without(workspace: &Workspace, left_out: &[&Member]) -> Workspace {
+/// `workspace` without the members `left_out`, each registry dependency on a package of
+/// `stand_ins` replaced by the component built for it.
+fn scoped(
+    workspace: &Workspace,
+    left_out: &[&Member],
+    stand_ins: &[(PackageName, PathBuf)],
+) -> Workspace {
     let members = workspace
         .members
         .iter()
         .filter(|m| !left_out.iter().any(|out| out.package.id == m.package.id))
-        .map(|m| Member { package: m.package.clone(), component: m.component.clone() })
+        .map(|m| {
+            let mut component = m.component.clone();
+            for dependency in component.dependencies.values_mut() {
+                let Dependency::Registry { package, .. } = dependency else { continue };
+                if let Some((_, path)) = stand_ins.iter().find(|(name, _)| name == package) {
+                    *dependency = Dependency::Local { path: path.clone() };
+                }
+            }
+            Member { package: m.package.clone(), component }
+        })
         .collect();
     Workspace { metadata: workspace.metadata.clone(), members }
 }
 
-/// Builds, stamps and checks every release of `level`, then pushes them in turn.
-// TODO: a dry run cannot build a member that uses another unpublished member; resolving such
-// dependencies from the workspace would let it.
+/// Builds, stamps and checks every release of `level`, then pushes them in turn; returns the
+/// paths of the components built.
 async fn publish_level(
     workspace: &Workspace,
     level: &[&Outgoing<'_>],
     build: &BuildOptions,
     options: PublishOptions,
-) -> Result<()> {
+) -> Result<Vec<PathBuf>> {
     let built = build_release(workspace, level, build).await?;
     let mut artifacts = Vec::new();
     for (release, path) in level.iter().zip(&built) {
@@ -132,7 +144,7 @@ async fn publish_level(
         let (package, version) = (&release.package, &release.facts.version);
         push(&release.client, package, version, artifact, options.dry_run).await?;
     }
-    Ok(())
+    Ok(built)
 }
 
 /// A component on its way to a registry.
