@@ -192,6 +192,11 @@ fn components_carry_their_facts_as_metadata_and_annotations_skopeo_sees() {
     let raw =
         run_ok(Command::new(skopeo()).args(["inspect", "--raw", "--tls-verify=false", &reference]));
     let manifest: serde_json::Value = serde_json::from_str(&raw).expect("skopeo prints JSON");
+    // The config names the world the component targets, for registry UIs and wkg.
+    let config = ["inspect", "--config", "--raw", "--tls-verify=false", &reference];
+    let config = run_ok(Command::new(skopeo()).args(config));
+    let config: serde_json::Value = serde_json::from_str(&config).expect("skopeo prints JSON");
+    assert_eq!(config["component"]["target"], "acme:greeting/greeter@1.1.0", "{config}");
     let annotations = &manifest["annotations"];
     let expected = [
         ("version", "0.1.0"),

@@ -400,7 +400,8 @@ async fn distribution_takes_chunked_uploads_and_mounts() {
     let options = ClientOptions { chunk_size: 100, ..ClientOptions::default() };
     let client = Client::with_options(registry.host().parse().expect("a registry"), options)
         .expect("a client");
-    let artifact = Artifact::new(&wasm, "text.wasm", Default::default()).expect("an artifact");
+    let artifact =
+        Artifact::new(&wasm, "text.wasm", Default::default(), None).expect("an artifact");
     let chunked = "acme:chunked".parse().expect("a package name");
     let version = "1.0.0".parse().expect("a version");
     client.push(&chunked, &version, &artifact).await.expect("a chunked push");

@@ -848,7 +848,7 @@ mod tests {
         let client = serve(router).await;
         let wasm = super::super::layout::tests::wit_package();
         let notes = BTreeMap::from([(layout::VERSION.to_string(), "1.0.0".to_string())]);
-        let artifact = Artifact::new(&wasm, "text.wasm", notes).unwrap();
+        let artifact = Artifact::new(&wasm, "text.wasm", notes, None).unwrap();
 
         assert!(!client.exists(&text(), &v("1.0.0")).await.unwrap());
         let err = client.push(&text(), &v("1.0.0+abc"), &artifact).await.unwrap_err();
@@ -877,7 +877,7 @@ mod tests {
         fn artifact() -> Artifact {
             let wasm = super::super::super::layout::tests::wit_package();
             let notes = BTreeMap::from([(layout::VERSION.to_string(), "1.0.0".to_string())]);
-            Artifact::new(&wasm, "text.wasm", notes).unwrap()
+            Artifact::new(&wasm, "text.wasm", notes, None).unwrap()
         }
 
         fn client(address: &str, password: Option<&str>, chunk_size: u64) -> Client {

@@ -222,10 +222,15 @@ pub struct Artifact {
 
 impl Artifact {
     /// Lays out `wasm` (a component or WIT package) as a Wasm artifact created now, with the
-    /// layer titled `title` (a file name such as `hello.wasm`) and the manifest carrying
-    /// `annotations`.
-    pub fn new(wasm: &[u8], title: &str, annotations: BTreeMap<String, String>) -> Result<Self> {
-        Self::with_created(wasm, title, annotations, SystemTime::now())
+    /// layer titled `title` (a file name such as `hello.wasm`), the manifest carrying
+    /// `annotations` and the config naming the world a component `target`s, when known.
+    pub fn new(
+        wasm: &[u8],
+        title: &str,
+        annotations: BTreeMap<String, String>,
+        target: Option<&str>,
+    ) -> Result<Self> {
+        Self::with_created(wasm, title, annotations, target, SystemTime::now())
     }
 
     /// As [`Artifact::new`] with a fixed creation time, which makes the bytes reproducible.
@@ -234,12 +239,15 @@ impl Artifact {
         wasm: &[u8],
         title: &str,
         mut annotations: BTreeMap<String, String>,
+        target: Option<&str>,
         created: SystemTime,
     ) -> Result<Self> {
         if title.is_empty() || title.contains(['/', '\\']) {
             bail!("invalid layer title `{title}`: expected a file name such as `hello.wasm`");
         }
-        let component = ComponentInfo::of(wasm).context("failed to read the wasm to publish")?;
+        let mut component =
+            ComponentInfo::of(wasm).context("failed to read the wasm to publish")?;
+        component.target = target.map(str::to_string);
         let created = rfc3339(created);
         let mut layer = Descriptor::of(LAYER_MEDIA_TYPE, wasm);
         layer.annotations.insert(TITLE.into(), title.into());
@@ -400,8 +408,8 @@ pub(super) mod tests {
     fn artifacts_are_deterministic_and_parse_back() {
         let wasm = wit_package();
         let notes = BTreeMap::from([(VERSION.to_string(), "1.0.0".to_string())]);
-        let a = Artifact::with_created(&wasm, "text.wasm", notes.clone(), at(0)).unwrap();
-        let b = Artifact::with_created(&wasm, "text.wasm", notes, at(0)).unwrap();
+        let a = Artifact::with_created(&wasm, "text.wasm", notes.clone(), None, at(0)).unwrap();
+        let b = Artifact::with_created(&wasm, "text.wasm", notes.clone(), None, at(0)).unwrap();
         assert_eq!(a.manifest(), b.manifest());
         assert_eq!(a.manifest_digest(), &Digest::of(a.manifest()));
 
@@ -411,6 +419,10 @@ pub(super) mod tests {
         assert_eq!(config.layer_digests, [Digest::of(&wasm)]);
         let json: serde_json::Value = serde_json::from_slice(a.config()).unwrap();
         assert!(json["component"]["target"].is_null() && json.get("layerDigests").is_some());
+        let world = Some("acme:text/base@1.0.0");
+        let targeted = Artifact::with_created(&wasm, "text.wasm", notes, world, at(0)).unwrap();
+        let json: serde_json::Value = serde_json::from_slice(targeted.config()).unwrap();
+        assert_eq!(json["component"]["target"], "acme:text/base@1.0.0");
 
         let manifest = ImageManifest::parse(a.manifest(), None).unwrap();
         assert_eq!(manifest.wasm_layer().unwrap(), a.layer());

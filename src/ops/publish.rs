@@ -25,7 +25,7 @@ use crate::fsutil;
 use crate::manifest::{ComponentMetadata, Dependency, Target};
 use crate::oci::layout::{DESCRIPTION, ImageManifest, REVISION, TITLE, VERSION};
 use crate::oci::{Artifact, Client};
-use crate::ops::build::{self, BuildOptions};
+use crate::ops::build::{self, BuildOptions, Built};
 use crate::ops::fetch;
 use crate::ops::workspace::{Member, Workspace};
 use crate::package::PackageName;
@@ -137,14 +137,14 @@ async fn publish_level(
 ) -> Result<Vec<PathBuf>> {
     let built = build_release(workspace, level, build).await?;
     let mut artifacts = Vec::new();
-    for (release, path) in level.iter().zip(&built) {
-        artifacts.push(release.prepare(path, options.allow_breaking).await?);
+    for (release, built) in level.iter().zip(&built) {
+        artifacts.push(release.prepare(built, options.allow_breaking).await?);
     }
     for (release, artifact) in level.iter().zip(&artifacts) {
         let (package, version) = (&release.package, &release.facts.version);
         push(&release.client, package, version, artifact, options.dry_run).await?;
     }
-    Ok(built)
+    Ok(built.into_iter().map(|b| b.path).collect())
 }
 
 /// A component on its way to a registry.
@@ -170,32 +170,33 @@ impl<'a> Outgoing<'a> {
         Ok(Self { member, package, facts, client })
     }
 
-    /// Stamps the built component at `path` with its facts, leaves the stamped bytes there so
+    /// Stamps the `built` component with its facts, leaves the stamped bytes in its file so
     /// that the file is what the registry will serve, checks them against the previous release
     /// and lays them out as an artifact.
-    async fn prepare(&self, path: &Path, allow_breaking: bool) -> Result<Artifact> {
-        let built =
+    async fn prepare(&self, built: &Built, allow_breaking: bool) -> Result<Artifact> {
+        let path = &built.path;
+        let bytes =
             std::fs::read(path).with_context(|| format!("failed to read `{}`", path.display()))?;
         let wasm = self
             .facts
-            .embed(&built)
+            .embed(&bytes)
             .with_context(|| format!("failed to stamp `{}` with its metadata", path.display()))?;
         fsutil::write_if_changed(path, &wasm)?;
 
         let (package, version) = (&self.package, &self.facts.version);
         check_compatible(&self.client, package, version, &wasm, allow_breaking).await?;
         let title = format!("{}.wasm", self.member.package.name.replace('-', "_"));
-        Artifact::new(&wasm, &title, self.facts.annotations())
+        Artifact::new(&wasm, &title, self.facts.annotations(), Some(&built.world))
     }
 }
 
-/// Builds the components in release mode, in one cargo run; returns their paths in the order
-/// of `outgoing`.
+/// Builds the components in release mode, in one cargo run; returns them in the order of
+/// `outgoing`.
 async fn build_release(
     workspace: &Workspace,
     outgoing: &[&Outgoing<'_>],
     build: &BuildOptions,
-) -> Result<Vec<PathBuf>> {
+) -> Result<Vec<Built>> {
     let mut options = build.clone();
     options.release = true;
     options.packages = outgoing.iter().map(|o| o.member.package.name.to_string()).collect();
@@ -204,7 +205,7 @@ async fn build_release(
         .iter()
         .map(|o| {
             let name = o.member.package.name.as_str();
-            let found = built.iter().find(|b| b.package == name).map(|b| b.path.clone());
+            let found = built.iter().find(|b| b.package == name).cloned();
             found.ok_or_else(|| anyhow!("cargo built no component for `{name}`"))
         })
         .collect()
@@ -269,7 +270,7 @@ pub async fn publish_wit(
     check_compatible(&client, &package, &version, &bytes, options.allow_breaking).await?;
     let annotations = wit_annotations(path, &bytes, &version);
     let title = format!("{}-{}.wasm", package.namespace(), package.name());
-    let artifact = Artifact::new(&bytes, &title, annotations)?;
+    let artifact = Artifact::new(&bytes, &title, annotations, None)?;
     push(&client, &package, &version, &artifact, options.dry_run).await
 }
 
