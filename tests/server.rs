@@ -945,6 +945,10 @@ fn cargo_wreg_publishes_and_pulls_with_a_token() {
     assert!(!anonymous.status.success(), "published without a token");
     let refused = run(Some(reader), &["publish", "--wit", wit]);
     assert!(!refused.status.success(), "published with a read-only token");
+    // Found out up front, before the package is encoded, compared or uploaded.
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("does not let us push `acme:text`"), "{stderr}");
+    assert!(!stderr.contains("Publishing"), "{stderr}");
     let published = run(Some(writer), &["publish", "--wit", wit]);
     let stderr = String::from_utf8_lossy(&published.stderr);
     assert!(published.status.success(), "{stderr}");

@@ -175,6 +175,25 @@ impl Client {
         check.await.with_context(|| format!("failed to log in to `{}`", self.registry()))
     }
 
+    /// Checks that the registry lets us push to the package's repository, before anything is
+    /// built: opens an upload session, then cancels it.
+    pub async fn check_push(&self, package: &PackageName) -> Result<()> {
+        let check = async {
+            let (start, scope) = self.endpoint(package, "blobs/uploads/", true).await?;
+            let response = self.call(Request::new(Method::POST, start.clone()), &scope).await?;
+            let response = self.check(response, &scope).await?;
+            // A registry that cannot cancel an upload lets the unused session expire.
+            if let Ok(url) = location(&start, response.headers()) {
+                let cancelled = self.call(Request::new(Method::DELETE, url), &scope).await;
+                tracing::debug!(ok = cancelled.is_ok(), "cancelled the trial upload");
+            }
+            anyhow::Ok(())
+        };
+        check
+            .await
+            .with_context(|| format!("`{}` does not let us push `{package}`", self.registry()))
+    }
+
     /// All semver tags of the package's repository, sorted ascending; other tags are ignored.
     /// A repository the registry does not know gives an empty list.
     pub async fn versions(&self, package: &PackageName) -> Result<Vec<Version>> {

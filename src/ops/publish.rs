@@ -79,9 +79,11 @@ async fn publish_members(
     let nodes: Vec<_> =
         outgoing.iter().map(|o| (o.package.clone(), used_packages(&o.member.component))).collect();
     let levels = dependency_levels(&nodes)?;
-    // TODO: ask for a push-scoped token here; a login that may only pull is found out at upload.
     for release in &outgoing {
         refuse_existing(&release.client, &release.package, &release.facts.version).await?;
+        if !options.dry_run {
+            release.client.check_push(&release.package).await?;
+        }
     }
 
     // A member that uses another builds against its published release, so it is built only
@@ -264,7 +266,9 @@ pub async fn publish_wit(
     let (package, version) = wit_name(path)?;
     let client = config.client(&config.registry_for(&package, None)?)?;
     refuse_existing(&client, &package, &version).await?;
-
+    if !options.dry_run {
+        client.check_push(&package).await?;
+    }
     require_published(&package, &version, &wit_references(path)?, config).await?;
     let bytes = encode_wit(path, config).await?;
     check_compatible(&client, &package, &version, &bytes, options.allow_breaking).await?;
