@@ -42,35 +42,47 @@ impl Distribution {
                  `.ci/run` does)"
             )
         });
-        let dir = TempDir::new().expect("create the Distribution temp dir");
-        let port = free_port();
-        let config = config_yaml(dir.path(), port, basic_auth);
-        fs::write(dir.path().join("config.yml"), config).expect("write the Distribution config");
-        fs::write(dir.path().join("htpasswd"), HTPASSWD).expect("write the htpasswd file");
-        let log = fs::File::create(dir.path().join("registry.log")).expect("create the log");
-        let child = Command::new(binary)
-            .arg("serve")
-            .arg(dir.path().join("config.yml"))
-            .env_remove("REGISTRY_HTTP_ADDR")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("clone the log handle"))
-            .stderr(log)
-            .spawn()
-            .expect("spawn docker-registry");
-        let mut registry = Distribution { child, host: format!("127.0.0.1:{port}"), dir };
-        registry.wait_until_listening();
-        registry
+        // The free port may be taken again before Distribution binds it (tests run in
+        // parallel): then it exits, and another port is tried.
+        for _ in 0..5 {
+            let dir = TempDir::new().expect("create the Distribution temp dir");
+            let port = free_port();
+            let config = config_yaml(dir.path(), port, basic_auth);
+            fs::write(dir.path().join("config.yml"), config).expect("write the config");
+            fs::write(dir.path().join("htpasswd"), HTPASSWD).expect("write the htpasswd file");
+            let log = fs::File::create(dir.path().join("registry.log")).expect("create the log");
+            let child = Command::new(&binary)
+                .arg("serve")
+                .arg(dir.path().join("config.yml"))
+                .env_remove("REGISTRY_HTTP_ADDR")
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().expect("clone the log handle"))
+                .stderr(log)
+                .spawn()
+                .expect("spawn docker-registry");
+            let mut registry = Distribution { child, host: format!("127.0.0.1:{port}"), dir };
+            if registry.wait_until_listening() {
+                return registry;
+            }
+        }
+        panic!("docker-registry found no free port to listen on");
     }
 
-    fn wait_until_listening(&mut self) {
+    /// Waits for this Distribution's own "listening" log line, not just for anything to answer
+    /// on the port; false when it exited, having lost the port.
+    fn wait_until_listening(&mut self) -> bool {
         let deadline = Instant::now() + START_TIMEOUT;
-        while TcpStream::connect(&self.host).is_err() {
-            let exited = self.child.try_wait().ok().flatten();
-            if exited.is_some() || Instant::now() > deadline {
-                panic!("docker-registry did not start ({exited:?})\n{}", self.log());
+        let listening = format!("listening on {}", self.host);
+        while !self.log().contains(&listening) || TcpStream::connect(&self.host).is_err() {
+            if self.child.try_wait().ok().flatten().is_some() {
+                return false;
+            }
+            if Instant::now() > deadline {
+                panic!("docker-registry did not start\n{}", self.log());
             }
             thread::sleep(Duration::from_millis(50));
         }
+        true
     }
 
     /// `127.0.0.1:<port>`, which cargo-wreg reaches over plain HTTP.
