@@ -98,6 +98,29 @@ impl LockFile {
         Self { packages: merged }
     }
 
+    /// This lock with each entry of `old` it has nothing for (the same package, registry and
+    /// requirement) added back: the lock of a resolution that covered part of what `old` did.
+    pub fn keeping(self, old: &LockFile) -> LockFile {
+        let mut packages = self.packages;
+        for package in &old.packages {
+            for locked in &package.versions {
+                let covered = packages.iter().any(|p| {
+                    p.name == package.name
+                        && p.registry == package.registry
+                        && p.versions.iter().any(|v| v.requirement == locked.requirement)
+                });
+                if !covered {
+                    packages.push(LockedPackage {
+                        name: package.name.clone(),
+                        registry: package.registry.clone(),
+                        versions: vec![locked.clone()],
+                    });
+                }
+            }
+        }
+        LockFile::from_packages(packages)
+    }
+
     pub fn packages(&self) -> &[LockedPackage] {
         &self.packages
     }
@@ -157,6 +180,23 @@ mod tests {
                 digest: format!("sha256:{}", format!("{byte:02x}").repeat(32)).parse().unwrap(),
             }],
         }
+    }
+
+    #[test]
+    fn a_partial_lock_keeps_what_it_did_not_resolve_and_wins_where_it_did() {
+        let old = LockFile::from_packages([
+            entry("acme:text", "^1.0", "1.0.0", 1),
+            entry("acme:text", "^2", "2.0.0", 2),
+            entry("acme:hello", "^0.1", "0.1.0", 3),
+        ]);
+        let partial = LockFile::from_packages([entry("acme:text", "^1.0", "1.1.0", 4)]);
+        let kept = partial.keeping(&old);
+        let expected = LockFile::from_packages([
+            entry("acme:text", "^1.0", "1.1.0", 4),
+            entry("acme:text", "^2", "2.0.0", 2),
+            entry("acme:hello", "^0.1", "0.1.0", 3),
+        ]);
+        assert_eq!(kept, expected);
     }
 
     #[test]

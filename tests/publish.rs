@@ -308,6 +308,20 @@ fn members_go_up_after_the_members_they_use() {
     // And what the dry run stood in for is locked now, as published.
     let lock = fs::read_to_string(root.join("wkg.lock")).expect("read wkg.lock");
     assert!(lock.contains("name = \"acme:hello\""), "{lock}");
+
+    // The next releases: building level by level neither drops `caller`'s lock entry nor
+    // trips --locked, in a dry run or for real.
+    for member in ["hello", "caller"] {
+        edit_manifest(&root.join(member).join("Cargo.toml"), |doc| {
+            doc["package"]["version"] = toml_edit::value("0.1.1")
+        });
+    }
+    publish(&["--dry-run"]);
+    let after = fs::read_to_string(root.join("wkg.lock")).expect("read wkg.lock");
+    assert_eq!(after, lock, "a dry run changed wkg.lock");
+    // (That first run also brought Cargo.lock up to the new versions, as --locked needs.)
+    publish(&["--dry-run", "--locked"]);
+    publish(&["--locked"]).assert_stderr_contains("Published acme:caller@0.1.1");
 }
 
 /// A workspace of fixture copies: each `(fixture, name)` becomes member `name`, published as

@@ -36,6 +36,9 @@ pub struct FetchOptions {
     pub locked: bool,
     /// Record a snapshot for the no-op fast path under this key.
     pub snapshot: Option<SnapshotKey>,
+    /// The workspace is part of the real one (as `publish --workspace` builds it level by
+    /// level): lock entries it does not resolve are kept, not dropped as stale.
+    pub partial: bool,
 }
 
 /// What identifies a command's snapshot: the manifest it starts from and its options.
@@ -74,7 +77,10 @@ pub async fn fetch(
         .map(|plan| plan.prepare(workspace, index, resolution))
         .collect::<Result<Vec<_>>>()?;
 
-    let new_lock = index.lock_for(resolution);
+    let mut new_lock = index.lock_for(resolution);
+    if options.partial {
+        new_lock = new_lock.keeping(&old_lock);
+    }
     if new_lock != old_lock && options.locked {
         return Err(Help::error(
             format!("`{}` needs to be updated but --locked was passed", lock_path.display()),

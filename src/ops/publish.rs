@@ -95,8 +95,10 @@ async fn publish_members(
         let later: Vec<&Member> =
             levels[index + 1..].iter().flatten().map(|&i| members[i]).collect();
         let scope = scoped(workspace, &later, &stand_ins);
+        let mut build = build.clone();
+        build.fetch.partial = !later.is_empty() || !stand_ins.is_empty();
         let level: Vec<&Outgoing> = level.iter().map(|&i| &outgoing[i]).collect();
-        let built = publish_level(&scope, &level, build, options).await?;
+        let built = publish_level(&scope, &level, &build, options).await?;
         if options.dry_run {
             stand_ins.extend(level.iter().map(|o| o.package.clone()).zip(built));
         }
