@@ -918,8 +918,8 @@ fn write_oci_layout(dir: &Path, wasm: &[u8], tag: &str) {
 
 #[test]
 fn cargo_wreg_publishes_and_pulls_with_a_token() {
-    let secured = secured(&[&["push:acme"], &["pull:acme"]], &[]);
-    let (writer, reader) = (&secured.tokens[0], &secured.tokens[1]);
+    let secured = secured(&[&["push:acme"], &["pull:acme"], &["push:other"]], &[]);
+    let (writer, reader, elsewhere) = (&secured.tokens[0], &secured.tokens[1], &secured.tokens[2]);
     let sandbox = secured.dir.path();
     let wit = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/wit/acme-text-1.0.0");
     let wit = wit.to_str().unwrap();
@@ -949,6 +949,10 @@ fn cargo_wreg_publishes_and_pulls_with_a_token() {
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(stderr.contains("does not let us push `acme:text`"), "{stderr}");
     assert!(!stderr.contains("Publishing"), "{stderr}");
+    // A token for another namespace hears about pushing too, not about reading.
+    let refused = run(Some(elsewhere), &["publish", "--wit", wit]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("does not let us push `acme:text`"), "{stderr}");
     let published = run(Some(writer), &["publish", "--wit", wit]);
     let stderr = String::from_utf8_lossy(&published.stderr);
     assert!(published.status.success(), "{stderr}");

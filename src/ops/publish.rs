@@ -79,11 +79,13 @@ async fn publish_members(
     let nodes: Vec<_> =
         outgoing.iter().map(|o| (o.package.clone(), used_packages(&o.member.component))).collect();
     let levels = dependency_levels(&nodes)?;
+    // Push access first: a token that may push nowhere here should be told so, not that it
+    // may not read what exists.
     for release in &outgoing {
-        refuse_existing(&release.client, &release.package, &release.facts.version).await?;
         if !options.dry_run {
             release.client.check_push(&release.package).await?;
         }
+        refuse_existing(&release.client, &release.package, &release.facts.version).await?;
     }
 
     // A member that uses another builds against its published release, so it is built only
@@ -267,10 +269,10 @@ pub async fn publish_wit(
 ) -> Result<()> {
     let (package, version) = wit_name(path)?;
     let client = config.client(&config.registry_for(&package, None)?)?;
-    refuse_existing(&client, &package, &version).await?;
     if !options.dry_run {
         client.check_push(&package).await?;
     }
+    refuse_existing(&client, &package, &version).await?;
     require_published(&package, &version, &wit_references(path)?, config).await?;
     let bytes = encode_wit(path, config).await?;
     check_compatible(&client, &package, &version, &bytes, options.allow_breaking).await?;

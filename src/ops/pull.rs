@@ -58,7 +58,8 @@ pub async fn pull(
             release
         }
     };
-    shell::status("Fetching", format_args!("{package} ({})", release.manifest_digest));
+    let version = release.version.as_ref().map(|v| format!("@{v}")).unwrap_or_default();
+    shell::status("Fetching", format_args!("{package}{version} ({})", release.manifest_digest));
     let bar = shell::transfer_bar("Downloading", &package.to_string(), release.layer.size);
     let bytes = client.fetch_layer(package, &release.layer, bar.as_ref()).await?;
     if let Some(bar) = bar {
