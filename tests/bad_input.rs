@@ -92,6 +92,14 @@ fn unparsable_wit_is_not_published() {
     let pull = sandbox.wreg(["pull", "acme:broken@1.0.0", "--registry", registry.url(), "-o"]);
     pull.arg(&pulled).fails();
     assert!(!pulled.exists(), "a failed pull still wrote {}", pulled.display());
+
+    let empty = sandbox.path().join("empty-wit");
+    fs::create_dir_all(&empty).expect("create an empty dir");
+    sandbox
+        .wreg(["publish", "--registry", registry.url(), "--wit"])
+        .arg(&empty)
+        .fails()
+        .assert_stderr_contains("holds no `.wit` files");
 }
 
 #[test]
