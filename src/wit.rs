@@ -522,20 +522,17 @@ pub fn select_world(resolve: &Resolve, package: PackageId, name: Option<&str>) -
 
 /// A package `component:<name>` holding one empty world `<name>`, named after the crate as
 /// cargo-component names it: the world of a crate that only calls component dependencies.
-pub fn empty_world(crate_name: &str) -> Result<(Resolve, PackageId)> {
+pub fn empty_world(crate_name: &str) -> Result<LocalSource> {
     let name = crate_name.replace('_', "-").to_lowercase();
     let text = format!("package component:{name};\n\nworld {name} {{}}\n");
-    let mut resolve = Resolve::default();
-    let id = UnresolvedPackageGroup::parse("empty.wit", &text)
-        .map_err(|(map, e)| anyhow!(e.render(&map)))
-        .and_then(|group| Ok(resolve.push_group(group)?))
-        .map_err(|_| {
-            Help::error(
-                format!("`{crate_name}` does not make a WIT name for the crate's empty world"),
-                "set `target` in `[package.metadata.component]` to a world of your own",
-            )
-        })?;
-    Ok((resolve, id))
+    let path = PathBuf::from(format!("{name}.wit"));
+    let group = UnresolvedPackageGroup::parse(&path, &text).map_err(|_| {
+        Help::error(
+            format!("`{crate_name}` does not make a WIT name for the crate's empty world"),
+            "set `target` in `[package.metadata.component]` to a world of your own",
+        )
+    })?;
+    Ok(LocalSource { group, path })
 }
 
 /// Whether `dir` is a directory that directly holds a `.wit` file.

@@ -42,6 +42,11 @@ fn incompatible_versions_of_one_package_coexist() {
     assert!(out.contains("acme:text v1.1.0"), "{out}");
     assert!(out.contains("acme:text v2.0.0"), "{out}");
     assert!(out.contains("└── acme:greeting v1.1.0"), "{out}");
+
+    // `acme:text@2`, which the world does not use, leaves its bindings' names alone: the
+    // crate's `bindings::acme::text` still compiles.
+    let build = sandbox.wreg(["build", "--registry", registry.url(), "--manifest-path"]);
+    build.arg(hello.manifest()).ok();
 }
 
 /// A WIT package named by path needs no registry itself; what it references is resolved with

@@ -337,10 +337,21 @@ impl<'a> Plan<'a> {
         let manifest = &self.member.package.manifest_path;
         let component = &self.member.component;
         self.check_path_dependencies_stand_alone(resolution)?;
-        let mut deps = closure_texts(&self.roots, index, resolution)?;
-        for local in &self.local_deps {
-            deps.push(local.materialize(index, resolution, &deps)?);
-        }
+        let deps = self.texts(&self.roots, index, resolution)?;
+        // Everything goes to `wit/deps`, but the world is assembled from what it can use: a
+        // WIT package named in `dependencies` and referenced by nothing would only add a
+        // second version of a package, and with it version suffixes to the bindings' modules.
+        let unused = |r: &&Requirement| {
+            let is_wit = |version| {
+                matches!(
+                    index.release(&r.key, version),
+                    Some(Release { content: Decoded::Wit(_), .. })
+                )
+            };
+            self.uses.iter().any(|(_, used)| used == *r) && chosen(resolution, r).is_ok_and(is_wit)
+        };
+        let usable: Vec<Requirement> = self.roots.iter().filter(|r| !unused(r)).cloned().collect();
+        let assembled = self.texts(&usable, index, resolution)?;
 
         let components = self.components(index, resolution)?;
         let (mut resolve, package, world_name) =
@@ -348,7 +359,7 @@ impl<'a> Plan<'a> {
                 (Target::Registry { world, .. }, Some(target), _) => {
                     let version = chosen(resolution, target)?;
                     let main = index.text(resolution, &target.key, version)?;
-                    let others: Vec<WitText> = deps
+                    let others: Vec<WitText> = assembled
                         .iter()
                         .filter(|d| d.name != main.name || d.version != main.version)
                         .cloned()
@@ -359,12 +370,13 @@ impl<'a> Plan<'a> {
                 (Target::Local { world, .. }, _, Some(path)) => {
                     let mut source = LocalSource::parse(path)?;
                     source.retarget(&|v| chosen_for_reference(v, index, resolution));
-                    let (resolve, id) = wit::assemble(source, &deps)?;
+                    let (resolve, id) = wit::assemble(source, &assembled)?;
                     (resolve, id, world.clone())
                 }
                 // Nothing of its own to implement, only components to call, as a binary may.
                 (Target::None, _, _) if !components.is_empty() => {
-                    let (resolve, id) = wit::empty_world(&self.member.package.name)?;
+                    let source = wit::empty_world(&self.member.package.name)?;
+                    let (resolve, id) = wit::assemble(source, &assembled)?;
                     (resolve, id, None)
                 }
                 _ => {
@@ -425,6 +437,20 @@ impl Plan<'_> {
             ));
         }
         Ok(())
+    }
+
+    /// The WIT text of every release `roots` reach, and of the packages named by path.
+    fn texts(
+        &self,
+        roots: &[Requirement],
+        index: &RegistryIndex,
+        resolution: &Resolution,
+    ) -> Result<Vec<WitText>> {
+        let mut texts = closure_texts(roots, index, resolution)?;
+        for local in &self.local_deps {
+            texts.push(local.materialize(index, resolution, &texts)?);
+        }
+        Ok(texts)
     }
 
     /// The component dependencies, from the registry (with the release) or by path, with
