@@ -53,6 +53,15 @@ fn wasi_http_component_serves_requests() {
             .env("CARGO_TARGET_DIR", fixture_target_dir())
             .env_remove("CARGO_BUILD_TARGET"),
     );
+
+    // A fresh clone of it, registry gone, cache empty, nothing configured: wkg.lock says
+    // where the WASI packages came from, which outranks the built-in `wasi` → `wasi.dev`, so
+    // --offline goes on with the committed wit/deps.
+    drop(registry);
+    fs::remove_file(project.path("src/bindings.rs")).expect("remove bindings");
+    let clone = Sandbox::new();
+    clone.wreg(["build", "--offline", "--manifest-path"]).arg(project.manifest()).ok();
+    assert!(project.path("src/bindings.rs").is_file(), "bindings were not generated");
 }
 
 /// WASI published as one `.wit` file per package resolves too, and a project asking for

@@ -9,7 +9,7 @@ use semver::{Version, VersionReq};
 
 use crate::Help;
 use crate::cache::Cache;
-use crate::config::RegistryConfig;
+use crate::config::{RegistryConfig, Source};
 use crate::digest::Digest;
 use crate::lock::{LockFile, LockedPackage, LockedVersion};
 use crate::oci::Client;
@@ -95,7 +95,8 @@ impl<'a> RegistryIndex<'a> {
 
     /// The registry of a package: the manifests' choice, else the configuration's, else the
     /// registry of the release that references it, else the one wkg.lock recorded (so a
-    /// locked project needs no registry configured).
+    /// locked project needs no registry configured). wkg.lock also outranks a built-in
+    /// fallback such as `wasi` → `wasi.dev`.
     pub fn registry_of(
         &self,
         package: &PackageName,
@@ -104,17 +105,25 @@ impl<'a> RegistryIndex<'a> {
         if let Some(registry) = self.options.registries.get(package) {
             return Ok(registry.clone());
         }
-        let configured = self.options.config.registry_for(package, None);
-        if configured.is_ok() {
-            return configured;
+        let locked = || {
+            let locked = self.lock.packages().iter().filter(|p| &p.name == package);
+            locked.filter_map(|p| p.registry.as_deref()?.parse::<Registry>().ok()).next()
+        };
+        match self.options.config.choose(package, None) {
+            // A built-in fallback (`wasi` → `wasi.dev`) is a guess; where wkg.lock says the
+            // package came from is not.
+            Some(choice) if choice.source == Source::BuiltIn => {
+                return Ok(locked().unwrap_or(choice.registry));
+            }
+            Some(choice) => return Ok(choice.registry),
+            None => {}
         }
         if let Some(parent) = parent {
             return Ok(parent.clone());
         }
-        let locked = self.lock.packages().iter().filter(|p| &p.name == package);
-        match locked.filter_map(|p| p.registry.as_deref()?.parse().ok()).next() {
+        match locked() {
             Some(registry) => Ok(registry),
-            None => configured,
+            None => self.options.config.registry_for(package, None),
         }
     }
 
