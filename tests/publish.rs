@@ -259,7 +259,11 @@ fn a_workspace_publishes_every_member_or_none() {
         .fails()
         .assert_stderr_contains("the workspace has several components")
         .assert_stderr_contains("--workspace");
-    publish(&["-p", "beta"]).ok();
+    // From a member's own manifest, that member is the one, as with cargo.
+    let beta = sandbox.wreg(["publish", "--registry", registry.url(), "--manifest-path"]);
+    let output = beta.arg(root.join("beta/Cargo.toml")).ok();
+    assert_eq!(output.status_line("Published").split(' ').next(), Some("acme:beta@0.1.0"));
+    assert!(!output.stderr.contains("alpha"), "alpha was built too\n{output}");
 
     // One member's version exists: nothing is built or pushed.
     let output = publish(&["--workspace"]).fails();

@@ -76,7 +76,9 @@ pub fn compile(root: &Path, prepared: &[Prepared], options: &BuildOptions) -> Re
         command.args(["-p", member.name.as_str()]);
     }
     command.args(&options.cargo_args);
-    let artifacts = run_cargo(&mut command, prepared)?;
+    let mut artifacts = run_cargo(&mut command, prepared)?;
+    // Cargo reports them as its jobs finish; report them in the workspace's order.
+    artifacts.sort_by_key(|a| prepared.iter().position(|p| p.id == a.package));
 
     let mut built = Vec::new();
     for artifact in artifacts {

@@ -93,10 +93,10 @@ impl Workspace {
         self.metadata.target_directory.as_std_path()
     }
 
-    /// The members named by `-p` (all of them when `names` is empty).
+    /// The members named by `-p`; without names, the ones cargo would choose.
     pub fn select(&self, names: &[String]) -> Result<Vec<&Member>> {
         if names.is_empty() {
-            return Ok(self.members.iter().collect());
+            return Ok(self.default_members());
         }
         names
             .iter()
@@ -109,6 +109,22 @@ impl Workspace {
                 })
             })
             .collect()
+    }
+
+    /// The members a command without `-p` works on, as cargo chooses them: the package of the
+    /// manifest it started from (the current directory's, or `--manifest-path`), else the
+    /// workspace's `default-members`, else all. When none of those is a component, all
+    /// components.
+    fn default_members(&self) -> Vec<&Member> {
+        let defaults = &self.metadata.workspace_default_members;
+        if defaults.is_available() {
+            let chosen: Vec<&Member> =
+                self.members.iter().filter(|m| defaults.contains(&m.package.id)).collect();
+            if !chosen.is_empty() {
+                return chosen;
+            }
+        }
+        self.members.iter().collect()
     }
 }
 
