@@ -43,7 +43,14 @@ pub fn crate_source(
     world_name: &str,
     kind: CrateKind,
 ) -> Result<String> {
-    let stubs = Stubs::extract(&generate_with_stubs(resolve, world)?)?;
+    let mut stubs = Stubs::extract(&generate_with_stubs(resolve, world)?)?;
+    if kind == CrateKind::Bin {
+        // A binary's export of `wasi:cli/run` is what runs: have it run `main`.
+        let run = "impl bindings::exports::wasi::cli::run::Guest for Component {";
+        for block in stubs.blocks.iter_mut().filter(|b| b.trim_start().starts_with(run)) {
+            *block = block.replace("todo!()", "main();\n        Ok(())");
+        }
+    }
     let mut source = match kind {
         CrateKind::Lib => format!("//! A component implementing the `{world_name}` world.\n"),
         CrateKind::Bin => format!("//! A command with the `{world_name}` world.\n"),
@@ -323,6 +330,19 @@ mod tests {
         assert!(source.contains("fn main() {"), "{source}");
         assert!(!source.contains("Component"), "{source}");
         assert!(!source.contains("export!"), "{source}");
+    }
+
+    #[test]
+    fn a_commands_run_export_runs_main() {
+        let text = "package wasi:cli@0.2.6;\ninterface run { run: func() -> result; }\n\
+                    world command { export run; }";
+        let (resolve, world) = world(text);
+        let source = crate_source(&resolve, world, "test", CrateKind::Bin).unwrap();
+        assert!(
+            source.contains("-> ::core::result::Result<(), ()> {\n        main();\n        Ok(())"),
+            "{source}"
+        );
+        assert!(!source.contains("todo!()"), "{source}");
     }
 
     #[test]
