@@ -225,3 +225,25 @@ fn info_and_add_of_an_unknown_package_fail_clearly() {
         .assert_stderr_contains("package `acme:nope` has no releases");
     assert_eq!(manifest_text(&project), MANIFEST);
 }
+
+/// `config` shows where each package would come from; one unreachable registry does not hide
+/// the others.
+#[test]
+fn config_reports_every_package_even_past_an_unreachable_registry() {
+    let registry = Registry::start();
+    let sandbox = Sandbox::new();
+    let host = registry.url().trim_start_matches("http://").to_string();
+    let closed = closed_port_url().trim_start_matches("http://").to_string();
+    let dir = sandbox.path().join("xdg-config/wasm-pkg");
+    fs::create_dir_all(&dir).expect("create the wasm-pkg config dir");
+    let config =
+        format!("default_registry = \"{host}\"\n\n[namespace_registries]\nfoo = \"{closed}\"\n");
+    fs::write(dir.join("config.toml"), config).expect("write the wasm-pkg config");
+
+    let output = sandbox.wreg(["config", "foo:bar", "acme:text"]).ok();
+    let out = &output.stdout;
+    assert!(out.contains(&format!("foo:bar: `{closed}`")), "{output}");
+    assert!(out.contains("  OCI repository: unknown: "), "{output}");
+    assert!(out.contains(&format!("acme:text: `{host}`")), "{output}");
+    assert!(out.contains(&format!("  OCI repository: {host}/acme/text")), "{output}");
+}

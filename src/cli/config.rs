@@ -95,7 +95,13 @@ async fn print_package(
     if offline {
         return Ok(());
     }
-    let location = config.client(&choice.registry)?.location().await?;
-    println!("  OCI repository: {}/{}", location.host(), location.repository(package));
+    // One registry that cannot be reached does not hide what the others say.
+    let location = async { config.client(&choice.registry)?.location().await };
+    match location.await {
+        Ok(location) => {
+            println!("  OCI repository: {}/{}", location.host(), location.repository(package));
+        }
+        Err(err) => println!("  OCI repository: unknown: {err:#}"),
+    }
     Ok(())
 }
