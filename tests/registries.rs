@@ -183,6 +183,8 @@ fn login_checks_and_stores_credentials_and_never_shows_them() {
     let wrong = login().arg("--password-stdin").run_with_input(b"wrong-password\n");
     assert!(!wrong.status.success(), "a wrong password logged in\n{wrong}");
     wrong.assert_stderr_contains("rejected the credentials of `wreg-test`");
+    wrong.assert_stderr_contains("nothing was saved");
+    assert!(!wrong.stderr.contains("cargo wreg login"), "it suggests itself\n{wrong}");
     assert!(!wrong.stderr.contains("wrong-password"), "the password was printed\n{wrong}");
     let untouched = fs::read_to_string(&config).expect("read the Docker config");
     assert!(!untouched.contains(registry.host()), "a failed login wrote {untouched}");

@@ -40,7 +40,8 @@ pub async fn run(args: LoginArgs) -> Result<()> {
     let password = read_password()?;
     let config = RegistryConfig::load(None)?;
     let mut options = config.client_options(&args.registry);
-    options.credentials = Some(Credentials::basic(&args.username, password.clone(), "the login"));
+    options.credentials =
+        Some(Credentials::basic(&args.username, password.clone(), auth::LOGIN_SOURCE));
     let client = crate::oci::Client::with_options(args.registry.clone(), options)?;
     client.check_access().await?;
 

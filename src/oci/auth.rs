@@ -27,6 +27,8 @@ use crate::Help;
 pub const TOKEN_ENV: &str = "CARGO_WREG_REGISTRY_TOKEN";
 /// The user name that goes with it, for registries that check it (GHCR does not).
 pub const USERNAME_ENV: &str = "CARGO_WREG_REGISTRY_USERNAME";
+/// The source of credentials `cargo wreg login` is trying, before it saves them.
+pub const LOGIN_SOURCE: &str = "the login";
 /// What the token flow calls us; registries log it.
 const CLIENT_ID: &str = "cargo-wreg";
 /// The distribution spec's default lifetime of a token that does not say.
@@ -86,6 +88,17 @@ impl Credentials {
     }
 
     /// Says whose credentials these are without showing them.
+    /// What to suggest when a registry at `host` rejected these credentials.
+    pub fn rejected_help(&self, host: &str) -> String {
+        let check = "check the user name and the password or token (an expired token must be \
+                     renewed)";
+        if self.source == LOGIN_SOURCE {
+            format!("{check}; nothing was saved")
+        } else {
+            format!("{check}; `cargo wreg login {host}` stores new credentials")
+        }
+    }
+
     pub fn describe(&self) -> String {
         match &self.credential {
             Credential::Basic { username, .. } => {
@@ -313,11 +326,7 @@ impl Session {
                     self.host,
                     credentials.describe()
                 ),
-                format!(
-                    "check the user name and the password or token (an expired token must be \
-                     renewed); `cargo wreg login {}` stores new credentials",
-                    self.host
-                ),
+                credentials.rejected_help(&self.host),
             ),
             (TokenError::Refused(status), None) => {
                 self.missing_credentials(&format!("its token service answered {status}"))

@@ -590,10 +590,7 @@ impl Client {
             (StatusCode::UNAUTHORIZED, None) => remote.session.missing_credentials(&message),
             (StatusCode::UNAUTHORIZED, Some(credentials)) => Help::error(
                 format!("{message}; `{host}` rejected {}", credentials.describe()),
-                format!(
-                    "check the user name and the password or token (an expired token must be \
-                     renewed); `cargo wreg login {host}` stores new credentials"
-                ),
+                credentials.rejected_help(host),
             ),
             (StatusCode::FORBIDDEN, _) => forbidden(&message, host, credentials, scope),
             _ => anyhow!(message),
