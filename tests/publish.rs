@@ -264,6 +264,13 @@ fn a_workspace_publishes_every_member_or_none() {
     let output = beta.arg(root.join("beta/Cargo.toml")).ok();
     assert_eq!(output.status_line("Published").split(' ').next(), Some("acme:beta@0.1.0"));
     assert!(!output.stderr.contains("alpha"), "alpha was built too\n{output}");
+    // `--workspace` takes them all from there; `tree` starts from the member too.
+    let build = sandbox.wreg(["build", "--registry", registry.url(), "--workspace"]);
+    let output = build.arg("--manifest-path").arg(root.join("beta/Cargo.toml")).ok();
+    output.assert_stderr_contains("alpha.wasm").assert_stderr_contains("beta.wasm");
+    let tree = sandbox.wreg(["tree", "--registry", registry.url(), "--manifest-path"]);
+    let out = tree.arg(root.join("beta/Cargo.toml")).ok().stdout;
+    assert!(out.starts_with("beta\n") && !out.contains("alpha"), "{out}");
 
     // One member's version exists: nothing is built or pushed.
     let output = publish(&["--workspace"]).fails();

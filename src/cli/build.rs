@@ -14,7 +14,7 @@ use crate::ops::workspace::Workspace;
 pub struct BuildArgs {
     #[command(flatten)]
     pub cargo: CargoBuildArgs,
-    /// Build every component of the workspace (what happens without `-p` too)
+    /// Build every component of the workspace
     #[arg(long, conflicts_with = "packages")]
     pub workspace: bool,
 }
@@ -123,7 +123,7 @@ impl CargoBuildArgs {
 
 pub async fn run(args: BuildArgs) -> Result<()> {
     let cargo = &args.cargo.resolved()?;
-    let snapshot = cargo.project.snapshot_key(&cargo.packages);
+    let snapshot = cargo.project.snapshot_key(&super::selection(&cargo.packages, args.workspace));
 
     // Nothing a fetch reads has changed: straight to cargo.
     if let Some(fresh) = fingerprint::fresh(snapshot.manifest_path.as_deref(), &snapshot.key) {
@@ -133,6 +133,9 @@ pub async fn run(args: BuildArgs) -> Result<()> {
     }
     let workspace = cargo.project.workspace()?;
     let mut options = cargo.options(&workspace)?;
+    if args.workspace {
+        options.packages = workspace.member_names();
+    }
     options.fetch.snapshot = Some(snapshot);
     ops::build::build(&workspace, &options).await?;
     Ok(())

@@ -112,6 +112,15 @@ impl Command {
     }
 }
 
+/// The members a command was asked for, as its no-op snapshot key records them: the `-p`
+/// names, or `--workspace` (which no package name can be).
+fn selection(packages: &[String], workspace: bool) -> Vec<String> {
+    match workspace {
+        true => vec!["--workspace".to_string()],
+        false => packages.to_vec(),
+    }
+}
+
 /// Where the registry is; shared by every command that talks to one.
 #[derive(Debug, Clone, Args)]
 pub struct RegistryArg {

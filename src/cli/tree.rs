@@ -15,6 +15,9 @@ pub struct TreeArgs {
     /// Show only packages present in several versions, and who pulls each in
     #[arg(short, long, conflicts_with = "invert")]
     pub duplicates: bool,
+    /// Draw only these members (default: the ones cargo would choose)
+    #[arg(short, long = "package", value_name = "SPEC")]
+    pub packages: Vec<String>,
     #[command(flatten)]
     pub project: ProjectArgs,
 }
@@ -25,6 +28,7 @@ pub async fn run(args: TreeArgs) -> Result<()> {
         fetch: args.project.fetch_options(&workspace)?,
         invert: args.invert,
         duplicates: args.duplicates,
+        packages: args.packages,
     };
     print!("{}", tree::tree(&workspace, &options).await?);
     Ok(())

@@ -22,6 +22,8 @@ pub struct TreeOptions {
     pub invert: Option<PackageName>,
     /// Only packages present in several versions, inverted.
     pub duplicates: bool,
+    /// The members to draw from (`-p`); without any, those cargo would choose.
+    pub packages: Vec<String>,
 }
 
 /// A node of the drawn graph.
@@ -88,7 +90,8 @@ pub async fn tree(workspace: &Workspace, options: &TreeOptions) -> Result<String
         }
         found
     } else {
-        resolved.roots().map(|(member, _)| Node::Member(member.to_string())).collect()
+        let selected = workspace.select(&options.packages)?;
+        selected.iter().map(|m| Node::Member(m.package.name.to_string())).collect()
     };
     let inverted = options.duplicates || options.invert.is_some();
     for (i, start) in starts.iter().enumerate() {

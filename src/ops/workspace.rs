@@ -93,6 +93,11 @@ impl Workspace {
         self.metadata.target_directory.as_std_path()
     }
 
+    /// The names of all component members, for `--workspace`.
+    pub fn member_names(&self) -> Vec<String> {
+        self.members.iter().map(|m| m.package.name.to_string()).collect()
+    }
+
     /// The members named by `-p`; without names, the ones cargo would choose.
     pub fn select(&self, names: &[String]) -> Result<Vec<&Member>> {
         if names.is_empty() {
