@@ -3,12 +3,12 @@
 //! Covers access control, immutable releases, crash safety, concurrent publishing, hostile
 //! input, operations (logs, shutdown, gc, TLS) and interoperability with skopeo.
 
+mod common;
+
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
-use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -47,16 +47,7 @@ impl Server {
             .spawn()
             .expect("spawn `cargo-wreg registry serve`");
         let stdout = child.stdout.take().expect("stdout is piped");
-        let (sender, receiver) = mpsc::channel();
-        thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            let mut line = String::new();
-            let _ = reader.read_line(&mut line);
-            let _ = sender.send(line);
-            let _ = std::io::copy(&mut reader, &mut std::io::sink());
-        });
-        let line = receiver.recv_timeout(START_TIMEOUT).unwrap_or_default();
-        let url = line.trim().to_string();
+        let url = common::first_line(stdout, START_TIMEOUT).trim().to_string();
         let server = Server { child, url, log };
         assert!(server.url.contains("://127.0.0.1:"), "no URL printed\n{}", server.log());
         server

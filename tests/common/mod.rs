@@ -18,6 +18,20 @@ use std::time::{Duration, Instant, SystemTime};
 use sha2::{Digest as _, Sha256};
 use tempfile::TempDir;
 
+/// The first line a child prints on `stdout` (empty if none comes within `timeout`); the rest
+/// is drained in the background, so the child never blocks on a full pipe.
+pub fn first_line(stdout: ChildStdout, timeout: Duration) -> String {
+    let (sender, receiver) = mpsc::channel();
+    thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        let _ = reader.read_line(&mut line);
+        let _ = sender.send(line);
+        let _ = std::io::copy(&mut reader, &mut std::io::sink());
+    });
+    receiver.recv_timeout(timeout).unwrap_or_default()
+}
+
 /// The WIT fixture packages, in an order in which each one's dependencies come first.
 pub const WIT_FIXTURES: &[&str] = &[
     "acme-text-1.0.0",
@@ -114,17 +128,9 @@ impl Registry {
         fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
     }
 
-    /// Reads the first stdout line, then keeps draining stdout so the server never blocks on it.
+    /// Reads the URL the server prints first.
     fn read_url(&mut self, stdout: ChildStdout) -> String {
-        let (sender, receiver) = mpsc::channel();
-        thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            let mut line = String::new();
-            let _ = reader.read_line(&mut line);
-            let _ = sender.send(line);
-            let _ = std::io::copy(&mut reader, &mut std::io::sink());
-        });
-        let line = receiver.recv_timeout(SERVE_TIMEOUT).unwrap_or_default();
+        let line = first_line(stdout, SERVE_TIMEOUT);
         let url = line.trim().to_string();
         if !url.starts_with("http://") {
             let status = self.child.try_wait().ok().flatten();
