@@ -245,12 +245,7 @@ fn channel_body() -> (tokio::sync::mpsc::Sender<Bytes>, reqwest::Body) {
 }
 
 fn blob_files(storage: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(storage.join("blobs/sha256"))
-        .unwrap()
-        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
+    common::entry_names(&storage.join("blobs/sha256"))
 }
 
 fn upload_files(storage: &Path) -> usize {

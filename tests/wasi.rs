@@ -113,15 +113,10 @@ fn check_locked(project: &Project, version: &str) {
 /// `wit/deps` holds each WASI package at `version`, as WIT naming that package.
 fn check_wit_deps(project: &Project, version: &str) {
     let deps = project.path("wit/deps");
-    let mut dirs: Vec<String> = fs::read_dir(&deps)
-        .unwrap_or_else(|err| panic!("cannot read {}: {err}", deps.display()))
-        .map(|entry| entry.expect("read wit/deps").file_name().to_string_lossy().into_owned())
-        .collect();
-    dirs.sort();
     let mut expected: Vec<String> =
         WASI_PACKAGES.iter().map(|p| format!("wasi-{p}-{version}")).collect();
     expected.sort();
-    assert_eq!(dirs, expected);
+    assert_eq!(common::entry_names(&deps), expected);
 
     for package in WASI_PACKAGES {
         let wit = wit_text(&deps.join(format!("wasi-{package}-{version}")));

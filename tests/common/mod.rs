@@ -664,12 +664,7 @@ fn check_lock(target: &Target, sandbox: &Sandbox, project: &Project) {
 /// Every resolved package is laid out as WIT under `wit/deps`, and nothing else is.
 fn check_wit_deps(project: &Project) {
     let deps = project.path("wit/deps");
-    let mut dirs: Vec<String> = fs::read_dir(&deps)
-        .unwrap_or_else(|err| panic!("cannot read {}: {err}", deps.display()))
-        .map(|entry| entry.expect("read wit/deps").file_name().to_string_lossy().into_owned())
-        .collect();
-    dirs.sort();
-    assert_eq!(dirs, ["acme-greeting-1.1.0", "acme-text-1.1.0"]);
+    assert_eq!(entry_names(&deps), ["acme-greeting-1.1.0", "acme-text-1.1.0"]);
 
     for (dir, package) in
         [("acme-greeting-1.1.0", "acme:greeting@1.1.0"), ("acme-text-1.1.0", "acme:text@1.1.0")]
@@ -677,6 +672,16 @@ fn check_wit_deps(project: &Project) {
         let wit = wit_text(&deps.join(dir));
         assert!(wit.contains(&format!("package {package}")), "{dir} lacks `package {package}`");
     }
+}
+
+/// The names of the entries of `dir`, sorted.
+pub fn entry_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap_or_else(|err| panic!("cannot read {}: {err}", dir.display()))
+        .map(|entry| entry.expect("read a dir entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
 }
 
 /// All `.wit` files in `dir`, concatenated.
