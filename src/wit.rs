@@ -397,15 +397,24 @@ impl LocalSource {
                 "point at the directory of the package's `.wit` files, or at one `.wit` file",
             ));
         }
-        let group = if path.is_dir() {
-            UnresolvedPackageGroup::parse_dir(path)
-        } else {
+        if !path.is_dir() {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("failed to read `{}`", path.display()))?;
-            UnresolvedPackageGroup::parse(path, &text).map_err(|(map, e)| anyhow!(e.render(&map)))
+            return Self::from_text(path, &text).with_context(|| {
+                format!("failed to parse the WIT package at `{}`", path.display())
+            });
         }
-        .with_context(|| format!("failed to parse the WIT package at `{}`", path.display()))?;
+        let group = UnresolvedPackageGroup::parse_dir(path)
+            .with_context(|| format!("failed to parse the WIT package at `{}`", path.display()))?;
         Ok(Self { group, path: path.to_path_buf() })
+    }
+
+    /// WIT `text`, as if read from the file `path` (which names it in errors).
+    pub fn from_text(path: impl Into<PathBuf>, text: &str) -> Result<Self> {
+        let path = path.into();
+        let group = UnresolvedPackageGroup::parse(&path, text)
+            .map_err(|(map, e)| anyhow!(e.render(&map)))?;
+        Ok(Self { group, path })
     }
 
     /// The foreign packages referenced by the main package. A reference without a version
@@ -462,24 +471,14 @@ impl LocalSource {
 /// Parses each dependency's WIT text and assembles one `Resolve` holding `main` and every
 /// dependency, in dependency order. Returns the id of `main`.
 pub fn assemble(main: LocalSource, deps: &[WitText]) -> Result<(Resolve, PackageId)> {
-    let groups = deps
+    let others = deps
         .iter()
         .map(|p| {
-            let path = format!("{}-{}-{}.wit", p.name.namespace(), p.name.name(), p.version);
-            UnresolvedPackageGroup::parse(&path, &p.text)
-                .map_err(|(map, e)| anyhow!(e.render(&map)))
+            LocalSource::from_text(format!("{}.wit", deps_dir_name(&p.name, &p.version)), &p.text)
                 .with_context(|| format!("failed to parse `{}@{}`", p.name, p.version))
         })
         .collect::<Result<Vec<_>>>()?;
-    let source_map = main.group.source_map.clone();
-    let mut resolve = Resolve::default();
-    let id = resolve
-        .push_groups(main.group, groups)
-        .map_err(|e| anyhow!(e.render(&source_map)))
-        .with_context(|| {
-            format!("failed to resolve the WIT package at `{}`", main.path.display())
-        })?;
-    Ok((resolve, id))
+    assemble_sources(main, others)
 }
 
 /// Assembles `main` with other parsed packages, which may include ones it does not need.
@@ -500,10 +499,9 @@ pub fn assemble_sources(
 /// Assembles a package given as text and its dependencies.
 pub fn assemble_text(main: &WitText, deps: &[WitText]) -> Result<(Resolve, PackageId)> {
     let path = format!("{}@{}", main.name, main.version);
-    let group = UnresolvedPackageGroup::parse(&path, &main.text)
-        .map_err(|(map, e)| anyhow!(e.render(&map)))
+    let main = LocalSource::from_text(&path, &main.text)
         .with_context(|| format!("failed to parse `{path}`"))?;
-    assemble(LocalSource { group, path: PathBuf::from(path) }, deps)
+    assemble(main, deps)
 }
 
 /// The world `name` of `package`, or its only world when no name is given; when there is no
@@ -525,14 +523,12 @@ pub fn select_world(resolve: &Resolve, package: PackageId, name: Option<&str>) -
 pub fn empty_world(crate_name: &str) -> Result<LocalSource> {
     let name = crate_name.replace('_', "-").to_lowercase();
     let text = format!("package component:{name};\n\nworld {name} {{}}\n");
-    let path = PathBuf::from(format!("{name}.wit"));
-    let group = UnresolvedPackageGroup::parse(&path, &text).map_err(|_| {
+    LocalSource::from_text(format!("{name}.wit"), &text).map_err(|_| {
         Help::error(
             format!("`{crate_name}` does not make a WIT name for the crate's empty world"),
             "set `target` in `[package.metadata.component]` to a world of your own",
         )
-    })?;
-    Ok(LocalSource { group, path })
+    })
 }
 
 /// Whether `dir` is a directory that directly holds a `.wit` file.

@@ -87,7 +87,6 @@ impl Credentials {
         Some(Self::basic(&username, Secret::new(token.trim()), format!("`{TOKEN_ENV}`")))
     }
 
-    /// Says whose credentials these are without showing them.
     /// What to suggest when a registry at `host` rejected these credentials.
     pub fn rejected_help(&self, host: &str) -> String {
         let check = "check the user name and the password or token (an expired token must be \
@@ -99,6 +98,7 @@ impl Credentials {
         }
     }
 
+    /// Says whose credentials these are without showing them.
     pub fn describe(&self) -> String {
         match &self.credential {
             Credential::Basic { username, .. } => {

@@ -155,8 +155,6 @@ pub fn componentize(module: &[u8], adapter: Option<&Adapter>) -> Result<Vec<u8>>
     encoder.encode().context("failed to encode the component")
 }
 
-/// Makes the wasm file at `path` a component: a core module is encoded, with the adapter
-/// `choice` picks, and written over it atomically; a component is validated and kept.
 /// Whether the file at `path` starts like a component (its preamble alone is read); a file
 /// that cannot be read is not, and the full check that follows reports why.
 pub fn is_component_file(path: &Path) -> bool {
@@ -166,6 +164,8 @@ pub fn is_component_file(path: &Path) -> bool {
     read.is_ok() && Parser::is_component(&preamble)
 }
 
+/// Makes the wasm file at `path` a component: a core module is encoded, with the adapter
+/// `choice` picks, and written over it atomically; a component is validated and kept.
 pub fn ensure_component(path: &Path, choice: &AdapterChoice) -> Result<Outcome> {
     let bytes =
         std::fs::read(path).with_context(|| format!("failed to read `{}`", path.display()))?;

@@ -14,7 +14,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result};
 use toml_edit::{Array, DocumentMut, InlineTable, Item, Table, value};
-use wit_parser::{Resolve, UnresolvedPackageGroup, WorldId};
+use wit_parser::{Resolve, WorldId};
 
 pub use stub::CrateKind;
 
@@ -266,9 +266,7 @@ fn add_ignored(path: &Path) -> Result<()> {
 fn load_world(dir: &Path, world: &str) -> Result<(Resolve, WorldId)> {
     // The world's own package may be local or in `wit/deps`; an empty package stands in as
     // the main one, since `select_world` wants one, and names the world in full.
-    let empty = UnresolvedPackageGroup::parse("stub.wit", "package wreg:stub;")
-        .map_err(|(map, e)| anyhow::anyhow!(e.render(&map)))?;
-    let main = LocalSource { group: empty, path: PathBuf::from("stub.wit") };
+    let main = LocalSource::from_text("stub.wit", "package wreg:stub;")?;
     let wit_dir = dir.join("wit");
     let mut others = Vec::new();
     if wit::has_wit_files(&wit_dir)? {
