@@ -82,6 +82,28 @@ fn path_dependencies_resolve_what_they_reference() {
     assert!(out.starts_with(&format!("acme:local ({})\n└── hello", local.display())), "{out}");
 }
 
+/// A WIT package that `dependencies` names and the crate's own world also references, with the
+/// same requirement, is one the world uses.
+#[test]
+fn a_dependency_the_local_world_references_is_assembled() {
+    let registry = Registry::start();
+    let sandbox = Sandbox::new();
+    sandbox.publish_wit_fixtures(&registry);
+    let hello = sandbox.project("hello");
+    fs::create_dir_all(hello.path("wit")).expect("create wit");
+    let world = "package acme:app@0.1.0;\n\nworld app {\n    \
+                 use acme:text/types@1.1.0.{case-style};\n    \
+                 export shout: func(style: case-style) -> string;\n}\n";
+    fs::write(hello.path("wit/world.wit"), world).expect("write world.wit");
+    let manifest = fs::read_to_string(hello.manifest()).expect("read Cargo.toml");
+    let manifest = manifest.replace("target = \"acme:greeting/greeter@1.0\"\n", "");
+    fs::write(hello.manifest(), manifest).expect("write Cargo.toml");
+    add_dependencies(&hello, r#""acme:text" = "1.1.0""#);
+
+    fetch(&sandbox, &registry, &hello).ok();
+    assert!(hello.path("src/bindings.rs").is_file());
+}
+
 #[test]
 fn conflicts_are_explained() {
     let registry = Registry::start();

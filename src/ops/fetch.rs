@@ -234,8 +234,9 @@ struct Plan<'a> {
     local: Option<PathBuf>,
     /// WIT packages the manifest names by `path`.
     local_deps: Vec<LocalDep>,
-    /// `dependencies` entries resolved from a registry, whose releases may be components.
-    uses: Vec<(PackageName, Requirement)>,
+    /// `dependencies` entries resolved from a registry, whose releases may be components: each
+    /// with its name in the manifest and the index of its requirement in `roots`.
+    uses: Vec<(PackageName, usize)>,
     /// Components the manifest names by `path`.
     local_components: Vec<(PackageName, ComponentPackage)>,
 }
@@ -286,7 +287,7 @@ impl<'a> Plan<'a> {
                     let requirement =
                         Requirement { key, req: requirement.clone(), origin: origin.clone() };
                     if may_be_component {
-                        plan.uses.push((name.clone(), requirement.clone()));
+                        plan.uses.push((name.clone(), plan.roots.len()));
                     }
                     plan.roots.push(requirement);
                 }
@@ -341,16 +342,18 @@ impl<'a> Plan<'a> {
         // Everything goes to `wit/deps`, but the world is assembled from what it can use: a
         // WIT package named in `dependencies` and referenced by nothing would only add a
         // second version of a package, and with it version suffixes to the bindings' modules.
-        let unused = |r: &&Requirement| {
+        let unused = |i: usize| {
+            let r = &self.roots[i];
             let is_wit = |version| {
                 matches!(
                     index.release(&r.key, version),
                     Some(Release { content: Decoded::Wit(_), .. })
                 )
             };
-            self.uses.iter().any(|(_, used)| used == *r) && chosen(resolution, r).is_ok_and(is_wit)
+            self.uses.iter().any(|&(_, used)| used == i) && chosen(resolution, r).is_ok_and(is_wit)
         };
-        let usable: Vec<Requirement> = self.roots.iter().filter(|r| !unused(r)).cloned().collect();
+        let usable: Vec<Requirement> =
+            (0..self.roots.len()).filter(|&i| !unused(i)).map(|i| self.roots[i].clone()).collect();
         let assembled = self.texts(&usable, index, resolution)?;
 
         let components = self.components(index, resolution)?;
@@ -461,7 +464,8 @@ impl Plan<'_> {
         resolution: &'r Resolution,
     ) -> Result<Vec<ComponentDependency<'r>>> {
         let mut components = Vec::new();
-        for (name, requirement) in &self.uses {
+        for (name, root) in &self.uses {
+            let requirement = &self.roots[*root];
             let version = chosen(resolution, requirement)?;
             let release = index.release(&requirement.key, version);
             if let Some(Release { content: Decoded::Component(component), .. }) = release {
