@@ -254,21 +254,72 @@ pub fn generate(
     let world_name = &resolve.worlds.get(world).context("the world is not in the resolve")?.name;
     let rt_path = format!("{}::{RT_MODULE}", options.module_path());
 
-    // wit-bindgen-rust may add type ids to the resolve, so it gets its own copy.
-    let mut files = Files::default();
     let mut options = options.clone();
     options.with = versioned_with_keys(resolve, &options.with);
-    wit_bindgen_opts(&options, &rt_path)
-        .build()
-        .generate(&mut resolve.clone(), world, &mut files)
+    let source = run_wit_bindgen(wit_bindgen_opts(&options, &rt_path), resolve, world)
         .with_context(|| format!("failed to generate Rust bindings for world `{world_name}`"))?;
-    let (_, bytes) = files.iter().next().context("wit-bindgen-rust generated no source")?;
-    let source = std::str::from_utf8(bytes).context("generated bindings are not UTF-8")?;
+    let source = source.as_str();
 
     let uses = |item: &str| source.contains(&format!("{rt_path}::{item}"));
     let needs = Needs { bitflags: uses("bitflags"), async_support: uses("async_support") };
     check_runtime(needs, runtime, world_name)?;
     Ok(format!("{HEADER}{source}{}", runtime_module(runtime, needs)))
+}
+
+/// wit-bindgen-rust's source for `world` with `options`, its failures (panics included) as
+/// errors.
+pub fn run_wit_bindgen(
+    options: wit_bindgen_rust::Opts,
+    resolve: &Resolve,
+    world: WorldId,
+) -> Result<String> {
+    refuse_keyword_modules(resolve)?;
+    // wit-bindgen-rust may add type ids to the resolve, so it gets its own copy.
+    let mut files = Files::default();
+    let generate = || options.build().generate(&mut resolve.clone(), world, &mut files);
+    without_panics(generate).and_then(|generated| generated)?;
+    let (_, bytes) = files.iter().next().context("wit-bindgen-rust generated no source")?;
+    String::from_utf8(bytes.to_vec()).context("wit-bindgen-rust's source is not UTF-8")
+}
+
+/// wit-bindgen names a module after each package's namespace and name without escaping
+/// Rust keywords, and then fails on its own output; refuse such a package by name instead.
+fn refuse_keyword_modules(resolve: &Resolve) -> Result<()> {
+    for (_, package) in resolve.packages.iter() {
+        let name = &package.name;
+        for part in [&name.namespace, &name.name] {
+            let module = part.replace('-', "_");
+            if wit_bindgen_rust::to_rust_ident(&module) != module {
+                return Err(Help::error(
+                    format!(
+                        "package `{name}` cannot have Rust bindings: `{part}` is a Rust keyword, \
+                         which wit-bindgen cannot name a module after"
+                    ),
+                    "for a component dependency, give it another key in Cargo.toml \
+                     (`\"ns:other\" = { package = \"...\", version = \"...\" }`); a WIT package \
+                     needs another name",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs `generate`, turning a panic inside it (wit-bindgen's, on input it cannot handle) into
+/// an error, with the panic message kept off the terminal.
+fn without_panics<T>(generate: impl FnOnce() -> T) -> Result<T> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(generate));
+    std::panic::set_hook(hook);
+    outcome.map_err(|panic| {
+        let message = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("no message");
+        anyhow::anyhow!("wit-bindgen failed: {message}")
+    })
 }
 
 /// wit-bindgen matches `with` keys against fully versioned names, which change whenever a
@@ -527,6 +578,25 @@ mod tests {
         let package = resolve.push_str("test.wit", WIT).expect("the test WIT parses");
         let world = resolve.select_world(&[package], Some(world)).expect("the world exists");
         generate(&resolve, world, options, runtime)
+    }
+
+    #[test]
+    fn a_package_named_like_a_keyword_is_an_error_not_a_panic() {
+        let mut resolve = Resolve::default();
+        let text =
+            "package kw:impl@0.1.0;\ninterface x { f: func() -> u32; }\nworld w { import x; }";
+        let package = resolve.push_str("kw.wit", text).expect("the test WIT parses");
+        let world = resolve.select_world(&[package], Some("w")).expect("the world exists");
+        let runtime = rt(RuntimeKind::WitBindgen, "wit-bindgen", "0.46.0", &[]);
+        let err = generate(&resolve, world, &BindingsOptions::default(), &runtime).unwrap_err();
+        assert!(format!("{err:#}").contains("package `kw:impl@0.1.0` cannot have Rust bindings"));
+    }
+
+    #[test]
+    fn a_panic_while_generating_becomes_an_error() {
+        let err = without_panics(|| panic!("no such thing")).unwrap_err();
+        assert_eq!(err.to_string(), "wit-bindgen failed: no such thing");
+        assert_eq!(without_panics(|| 7).unwrap(), 7);
     }
 
     fn help_of(err: &anyhow::Error) -> String {

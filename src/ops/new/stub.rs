@@ -10,7 +10,6 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Context, Result, bail};
-use wit_bindgen_core::{Files, WorldGenerator};
 use wit_parser::{Resolve, WorldId};
 
 /// Which kind of crate the source is for.
@@ -75,13 +74,8 @@ fn generate_with_stubs(resolve: &Resolve, world: WorldId) -> Result<String> {
         default_bindings_module: Some("bindings".to_string()),
         ..Default::default()
     };
-    let mut files = Files::default();
-    options
-        .build()
-        .generate(&mut resolve.clone(), world, &mut files)
-        .context("failed to generate the stub implementation")?;
-    let (_, bytes) = files.iter().next().context("wit-bindgen-rust generated no source")?;
-    String::from_utf8(bytes.to_vec()).context("the generated stub is not UTF-8")
+    crate::bindings::run_wit_bindgen(options, resolve, world)
+        .context("failed to generate the stub implementation")
 }
 
 /// The `impl` blocks of the stubs, rewritten for the crate root, and the resource types they
