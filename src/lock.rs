@@ -72,7 +72,32 @@ impl LockFile {
                 raw.version
             );
         }
-        Ok(Self::from_packages(raw.packages))
+        let lock = Self::from_packages(raw.packages);
+        lock.refuse_disagreement()?;
+        Ok(lock)
+    }
+
+    /// Two entries that pin one release to different digests cannot both be right, and
+    /// nothing here can tell which is: that is an error rather than a guess.
+    fn refuse_disagreement(&self) -> Result<()> {
+        for package in &self.packages {
+            for (i, a) in package.versions.iter().enumerate() {
+                let other = package.versions[i + 1..]
+                    .iter()
+                    .find(|b| b.version == a.version && b.digest != a.digest);
+                if let Some(b) = other {
+                    bail!(
+                        "`{}@{}` is locked with two digests, `{}` and `{}`; remove the wrong \
+                         entry, or both to have the release fetched and checked again",
+                        package.name,
+                        a.version,
+                        a.digest,
+                        b.digest
+                    );
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Builds a lock from entries in any order; the result is sorted and deduplicated.
@@ -197,6 +222,16 @@ mod tests {
             entry("acme:hello", "^0.1", "0.1.0", 3),
         ]);
         assert_eq!(kept, expected);
+    }
+
+    #[test]
+    fn one_release_locked_with_two_digests_is_refused() {
+        let lock = LockFile::from_packages([
+            entry("acme:text", "^1.0", "1.1.0", 1),
+            entry("acme:text", "^1.1", "1.1.0", 2),
+        ]);
+        let err = LockFile::parse(&lock.to_toml()).unwrap_err();
+        assert!(err.to_string().contains("`acme:text@1.1.0` is locked with two digests"), "{err}");
     }
 
     #[test]
