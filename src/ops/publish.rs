@@ -302,12 +302,24 @@ async fn require_published(
         let registry = config.registry_for(name, None)?;
         let versions = config.client(&registry)?.versions(name).await?;
         if !versions.contains(referenced) {
+            let compatible = crate::ops::index::compatible(referenced);
+            let alternatives: Vec<String> = versions
+                .iter()
+                .rev()
+                .filter(|v| compatible.matches(v))
+                .map(|v| format!("`{v}`"))
+                .collect();
+            let instead = match alternatives.as_slice() {
+                [] => String::new(),
+                found => format!(", or reference a release it has: {}", found.join(", ")),
+            };
             return Err(Help::error(
                 format!(
                     "`{package}@{version}` references `{name}@{referenced}`, which `{registry}` \
-                     does not have: nobody could resolve it"
+                     does not have; a package is built and published against exactly the \
+                     releases it names"
                 ),
-                format!("publish `{name}@{referenced}` first (`cargo wreg publish --wit <path>`)"),
+                format!("publish `{name}@{referenced}` first{instead}"),
             ));
         }
     }
