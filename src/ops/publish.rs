@@ -219,13 +219,18 @@ async fn build_release(
 
 /// The packages a component's manifest names: its target's and its dependencies'.
 fn used_packages(component: &ComponentMetadata) -> Vec<PackageName> {
-    let mut used: Vec<PackageName> = component.dependencies.keys().cloned().collect();
+    // A renamed entry (`"acme:alias" = { package = "acme:lib", .. }`) uses its `package`.
+    let used = |(key, dependency): (&PackageName, &Dependency)| match dependency {
+        Dependency::Registry { package, .. } => package.clone(),
+        Dependency::Local { .. } => key.clone(),
+    };
+    let mut packages: Vec<PackageName> = component.dependencies.iter().map(used).collect();
     match &component.target {
-        Target::Registry { package, .. } => used.push(package.clone()),
-        Target::Local { dependencies, .. } => used.extend(dependencies.keys().cloned()),
+        Target::Registry { package, .. } => packages.push(package.clone()),
+        Target::Local { dependencies, .. } => packages.extend(dependencies.iter().map(used)),
         Target::None => {}
     }
-    used
+    packages
 }
 
 /// Groups the indices of `nodes` (each a package and the packages it uses) into levels, each
@@ -507,6 +512,20 @@ mod tests {
 
     fn nodes(list: &[(&str, &[&str])]) -> Vec<(PackageName, Vec<PackageName>)> {
         list.iter().map(|(p, deps)| (name(p), deps.iter().map(|d| name(d)).collect())).collect()
+    }
+
+    #[test]
+    fn a_renamed_dependency_uses_its_package() {
+        let table = serde_json::json!({
+            "target": "acme:greeting/greeter@1",
+            "dependencies": {
+                "acme:alias": { "package": "acme:lib", "version": "0.1" },
+                "acme:local": { "path": "local.wasm" },
+            },
+        });
+        let component = ComponentMetadata::parse(&table, Path::new(".")).unwrap();
+        let used: Vec<String> = used_packages(&component).iter().map(|p| p.to_string()).collect();
+        assert_eq!(used, ["acme:lib", "acme:local", "acme:greeting"]);
     }
 
     #[test]
