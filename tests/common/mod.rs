@@ -204,9 +204,9 @@ pub fn fixture_wit(name: &str) -> PathBuf {
 
 /// The command every test runs: the binary under test with a sealed-off environment.
 ///
-/// The XDG dirs point into `sandbox` so that no user configuration is read and nothing is
-/// written to the user's cache; `HOME` stays, because cargo and rustup find their own
-/// installation through it.
+/// The XDG and Docker config dirs point into `sandbox` so that no user configuration or
+/// credentials are read and nothing is written to the user's cache; `HOME` stays, because
+/// cargo and rustup find their own installation through it.
 fn base_command(sandbox: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_cargo-wreg"));
     command
@@ -215,10 +215,14 @@ fn base_command(sandbox: &Path) -> Command {
         .env("XDG_CACHE_HOME", sandbox.join("xdg-cache"))
         .env("XDG_CONFIG_HOME", sandbox.join("xdg-config"))
         .env("XDG_DATA_HOME", sandbox.join("xdg-data"))
+        .env("DOCKER_CONFIG", sandbox.join("docker"))
         .env("CARGO_TARGET_DIR", fixture_target_dir())
         .env("CARGO_TERM_COLOR", "never")
         .env("NO_COLOR", "1")
         .env_remove("CARGO_WREG_REGISTRY")
+        .env_remove("CARGO_WREG_REGISTRY_TOKEN")
+        .env_remove("CARGO_WREG_REGISTRY_USERNAME")
+        .env_remove("CARGO_WREG_LOG")
         .env_remove("CARGO_BUILD_TARGET");
     command
 }
