@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::digest::Digest;
 use crate::package::PackageName;
+use crate::registry::Registry;
 
 pub const LOCK_FILE_NAME: &str = "wkg.lock";
 const LOCK_VERSION: u64 = 1;
@@ -72,7 +73,17 @@ impl LockFile {
                 raw.version
             );
         }
-        let lock = Self::from_packages(raw.packages);
+        let mut packages = raw.packages;
+        // Written by hand, a registry may be spelled another way; compared, it must not be.
+        for package in &mut packages {
+            if let Some(registry) = &mut package.registry {
+                let parsed: Registry = registry.parse().with_context(|| {
+                    format!("invalid registry `{registry}` for `{}`", package.name)
+                })?;
+                *registry = parsed.to_string();
+            }
+        }
+        let lock = Self::from_packages(packages);
         lock.refuse_disagreement()?;
         Ok(lock)
     }
@@ -232,6 +243,21 @@ mod tests {
         ]);
         let err = LockFile::parse(&lock.to_toml()).unwrap_err();
         assert!(err.to_string().contains("`acme:text@1.1.0` is locked with two digests"), "{err}");
+    }
+
+    #[test]
+    fn registries_are_read_in_one_spelling() {
+        let mut lock = LockFile::from_packages([entry("acme:text", "^1.0", "1.1.0", 1)]);
+        lock.packages[0].registry = Some("http://127.0.0.1:5000".into());
+        let read = LockFile::parse(&lock.to_toml()).unwrap();
+        let digest = read.digest_of(
+            &"acme:text".parse().unwrap(),
+            "127.0.0.1:5000",
+            &"1.1.0".parse().unwrap(),
+        );
+        assert!(digest.is_some(), "{read:?}");
+        lock.packages[0].registry = Some("not a registry".into());
+        assert!(LockFile::parse(&lock.to_toml()).is_err());
     }
 
     #[test]
