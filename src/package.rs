@@ -15,6 +15,12 @@ pub struct PackageName {
 }
 
 impl PackageName {
+    /// `component:<crate>`, the package cargo-component names a crate's own world after until
+    /// its author picks one: the crate name in lowercase, with `-` for `_`.
+    pub fn for_crate(crate_name: &str) -> Result<Self> {
+        Self::new("component", &crate_name.to_lowercase().replace('_', "-"))
+    }
+
     pub fn new(namespace: &str, name: &str) -> Result<Self> {
         check_label(namespace).with_context(|| format!("invalid namespace `{namespace}`"))?;
         check_label(name).with_context(|| format!("invalid package name `{name}`"))?;

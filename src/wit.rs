@@ -521,14 +521,16 @@ pub fn select_world(resolve: &Resolve, package: PackageId, name: Option<&str>) -
 /// A package `component:<name>` holding one empty world `<name>`, named after the crate as
 /// cargo-component names it: the world of a crate that only calls component dependencies.
 pub fn empty_world(crate_name: &str) -> Result<LocalSource> {
-    let name = crate_name.replace('_', "-").to_lowercase();
-    let text = format!("package component:{name};\n\nworld {name} {{}}\n");
-    LocalSource::from_text(format!("{name}.wit"), &text).map_err(|_| {
+    let no_name = |_| {
         Help::error(
             format!("`{crate_name}` does not make a WIT name for the crate's empty world"),
             "set `target` in `[package.metadata.component]` to a world of your own",
         )
-    })
+    };
+    let package = PackageName::for_crate(crate_name).map_err(no_name)?;
+    let name = package.name();
+    let text = format!("package {package};\n\nworld {name} {{}}\n");
+    LocalSource::from_text(format!("{name}.wit"), &text).map_err(no_name)
 }
 
 /// Whether `dir` is a directory that directly holds a `.wit` file.

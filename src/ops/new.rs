@@ -27,9 +27,6 @@ use crate::package::PackageName;
 use crate::wit::{self, LocalSource};
 use crate::{Help, fsutil, shell};
 
-/// The namespace of a new crate's own package until its author picks one.
-const NAMESPACE: &str = "component";
-
 /// The runtime the generated bindings call into; see `crate::bindings`.
 const RUNTIME_CRATE: &str = "wit-bindgen-rt";
 const RUNTIME_VERSION: &str = "0.44.0";
@@ -124,8 +121,7 @@ fn crate_name(options: &NewOptions) -> Result<String> {
 
 /// `component:<name>`, the package the crate publishes as until its author chooses another.
 fn own_package(crate_name: &str) -> Result<PackageName> {
-    let kebab = crate_name.to_lowercase().replace('_', "-");
-    PackageName::new(NAMESPACE, &kebab).map_err(|e| {
+    PackageName::for_crate(crate_name).map_err(|e| {
         Help::error(
             format!("crate name `{crate_name}` does not make a WIT package name: {e:#}"),
             "pass --name with words of lowercase letters and digits, each starting with a \
