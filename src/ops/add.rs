@@ -149,32 +149,18 @@ fn edit_failed(package: &PackageName, manifest: &Path) -> String {
 /// The member named by `-p`; else the only component; else the one whose directory holds the
 /// named manifest or the current directory.
 fn select_member<'a>(workspace: &'a Workspace, options: &AddOptions) -> Result<&'a Member> {
-    if let Some(name) = &options.member {
-        let selected = workspace.select(std::slice::from_ref(name))?;
-        return selected.into_iter().next().ok_or_else(|| anyhow!("no package `{name}`"));
+    let named = options.member.as_slice();
+    match workspace.select(named)?.as_slice() {
+        [member] => Ok(member),
+        _ => {
+            let names: Vec<&str> =
+                workspace.members.iter().map(|m| m.package.name.as_str()).collect();
+            Err(Help::error(
+                "the workspace has several components; choose the one to add to",
+                format!("pass `-p <crate>`, one of: {}", names.join(", ")),
+            ))
+        }
     }
-    if let [member] = workspace.members.as_slice() {
-        return Ok(member);
-    }
-    let start = match &options.manifest_path {
-        Some(path) => path.parent().map(Path::to_path_buf).unwrap_or_default(),
-        None => std::env::current_dir().context("failed to read the current directory")?,
-    };
-    let start = canonical(&start);
-    let found = start
-        .ancestors()
-        .find_map(|dir| workspace.members.iter().find(|member| canonical(member.dir()) == dir));
-    found.ok_or_else(|| {
-        let names: Vec<&str> = workspace.members.iter().map(|m| m.package.name.as_str()).collect();
-        Help::error(
-            "the workspace has several components; choose the one to add to",
-            format!("pass `-p <crate>`, one of: {}", names.join(", ")),
-        )
-    })
-}
-
-fn canonical(path: &Path) -> PathBuf {
-    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 /// The entry to write: the requirement or path as given, or a caret requirement on the
