@@ -249,7 +249,7 @@ async fn check_requirement(
     };
     shell::status("Querying", format_args!("{registry} for the releases of {package}"));
     let listed = async { config.client(&registry)?.versions(package).await };
-    let mut versions = match listed.await {
+    let versions = match listed.await {
         Ok(versions) => versions,
         Err(err) => {
             shell::warn(format_args!(
@@ -261,13 +261,9 @@ async fn check_requirement(
     if versions.iter().any(|v| parsed.matches(v)) {
         return Ok(());
     }
-    versions.sort_unstable_by(|a, b| b.cmp(a));
-    let help = match versions.as_slice() {
-        [] => format!("package `{package}` has no releases on `{registry}`"),
-        newest => {
-            let shown: Vec<String> = newest.iter().take(5).map(|v| v.to_string()).collect();
-            format!("the newest releases on `{registry}` are {}", shown.join(", "))
-        }
+    let help = match crate::ops::index::newest_listed(&versions) {
+        None => format!("package `{package}` has no releases on `{registry}`"),
+        Some(newest) => format!("the newest releases on `{registry}` are {newest}"),
     };
     Err(Help::error(format!("no release of `{package}` matches `{req}`"), help))
 }

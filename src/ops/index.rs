@@ -67,6 +67,15 @@ pub fn compatible(version: &Version) -> VersionReq {
     }
 }
 
+/// The newest few of `versions`, newest first, for a message: `2.0.0, 1.1.0, 1.0.0`; `None`
+/// when there are none.
+pub fn newest_listed<'v>(versions: impl IntoIterator<Item = &'v Version>) -> Option<String> {
+    let mut versions: Vec<&Version> = versions.into_iter().collect();
+    versions.sort_unstable_by(|a, b| b.cmp(a));
+    let newest: Vec<String> = versions.iter().take(5).map(|v| v.to_string()).collect();
+    (!newest.is_empty()).then(|| newest.join(", "))
+}
+
 impl Index for RegistryIndex<'_> {
     fn versions(&self, key: &PackageKey) -> Option<&[Version]> {
         self.versions.get(key).map(Vec::as_slice)

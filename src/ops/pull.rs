@@ -84,15 +84,13 @@ async fn by_version(client: &Client, package: &PackageName, version: &Version) -
         Ok(release) => return Ok(release),
         Err(error) => error,
     };
-    let Ok(mut versions) = client.versions(package).await else { return Err(error) };
+    let Ok(versions) = client.versions(package).await else { return Err(error) };
     if versions.contains(version) {
         return Err(error);
     }
-    versions.sort_unstable_by(|a, b| b.cmp(a));
-    let newest: Vec<String> = versions.iter().take(5).map(Version::to_string).collect();
-    let help = match newest.as_slice() {
-        [] => "the package has no releases there; check its name and the registry".to_string(),
-        _ => format!("the newest releases are {}", newest.join(", ")),
+    let help = match crate::ops::index::newest_listed(&versions) {
+        None => "the package has no releases there; check its name and the registry".to_string(),
+        Some(newest) => format!("the newest releases are {newest}"),
     };
     Err(Help::error(
         format!("`{package}` has no release {version} on `{}`", client.registry()),

@@ -9,6 +9,7 @@ use semver::Version;
 use crate::Help;
 use crate::lock::{LockFile, LockedPackage};
 use crate::ops::fetch::{FetchOptions, ResolvedWorkspace, resolve_workspace};
+use crate::ops::index::newest_listed;
 use crate::ops::workspace::Workspace;
 use crate::package::PackageName;
 use crate::resolve::{Index as _, PackageKey};
@@ -113,14 +114,12 @@ fn diff(old: &LockFile, new: &LockFile) -> Vec<(&'static str, String)> {
 fn precise_refused(resolved: &ResolvedWorkspace, name: &PackageName, version: &Version) -> Error {
     let keys: BTreeSet<&PackageKey> =
         resolved.resolution.releases.iter().map(|(k, _)| k).filter(|k| &k.name == name).collect();
-    let mut known: Vec<&Version> =
+    let known: Vec<&Version> =
         keys.iter().filter_map(|k| resolved.index.versions(k)).flatten().collect();
     if !known.contains(&version) {
-        known.sort_unstable_by(|a, b| b.cmp(a));
-        let newest: Vec<String> = known.iter().take(5).map(|v| v.to_string()).collect();
-        let help = match newest.as_slice() {
-            [] => "run `cargo wreg info` for the package's releases".to_string(),
-            _ => format!("the newest releases are {}", newest.join(", ")),
+        let help = match newest_listed(known) {
+            None => "run `cargo wreg info` for the package's releases".to_string(),
+            Some(newest) => format!("the newest releases are {newest}"),
         };
         return Help::error(format!("`{name}` has no release {version}"), help);
     }
