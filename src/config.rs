@@ -8,9 +8,10 @@
 //! user. Built-in fallbacks (`wasi` → `wasi.dev`) come last. A `registry` key on a manifest
 //! entry beats everything.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::{Context, Result, anyhow, bail};
 use serde::Deserialize;
@@ -152,6 +153,19 @@ pub struct RegistryConfig {
     token: Option<Credentials>,
     /// The wasm-pkg config file looked at, and whether it existed.
     user_file: Option<(PathBuf, bool)>,
+    /// One client per registry, so that its connections, discovery and tokens are shared.
+    clients: ClientCache,
+}
+
+/// The clients a configuration has made; a configuration derived from another starts afresh,
+/// as its main registry (and so which client gets the token) may differ.
+#[derive(Clone, Default)]
+struct ClientCache(Arc<Mutex<HashMap<Registry, Client>>>);
+
+impl fmt::Debug for ClientCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClientCache")
+    }
 }
 
 impl RegistryConfig {
@@ -202,7 +216,7 @@ impl RegistryConfig {
             project
                 .push(parse_project_table(table, Source::Project { manifest, workspace: true })?);
         }
-        Ok(Self { project, ..self.clone() })
+        Ok(Self { project, clients: ClientCache::default(), ..self.clone() })
     }
 
     /// This configuration with the project layer of the cargo project around `dir`, if there
@@ -309,8 +323,15 @@ impl RegistryConfig {
 
     /// A client for `registry` with the settings and credentials the configuration has for
     /// it. Nothing is looked up or sent until the client's first request.
+    /// The client for `registry`, made once per configuration.
     pub fn client(&self, registry: &Registry) -> Result<Client> {
-        Client::with_options(registry.clone(), self.client_options(registry))
+        let mut clients = self.clients.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(client) = clients.get(registry) {
+            return Ok(client.clone());
+        }
+        let client = Client::with_options(registry.clone(), self.client_options(registry))?;
+        clients.insert(registry.clone(), client.clone());
+        Ok(client)
     }
 
     /// How to reach `registry`: its settings, and the token if it is the main registry.

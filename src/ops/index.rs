@@ -49,7 +49,6 @@ pub struct RegistryIndex<'a> {
     lock: &'a LockFile,
     cache: Cache,
     options: IndexOptions,
-    clients: HashMap<Registry, Client>,
     versions: HashMap<PackageKey, Vec<Version>>,
     releases: HashMap<(PackageKey, Version), Release>,
 }
@@ -96,7 +95,6 @@ impl<'a> RegistryIndex<'a> {
             lock,
             cache: Cache::from_env()?,
             options,
-            clients: HashMap::new(),
             versions: HashMap::new(),
             releases: HashMap::new(),
         })
@@ -244,14 +242,6 @@ impl<'a> RegistryIndex<'a> {
     }
 
     async fn load(&mut self, missing: BTreeSet<Missing>, roots: &[Requirement]) -> Result<()> {
-        for key in missing.iter().map(|m| match m {
-            Missing::Versions(key) | Missing::Release(key, _) => key,
-        }) {
-            if !self.clients.contains_key(&key.registry) && !self.options.offline {
-                self.clients
-                    .insert(key.registry.clone(), self.options.config.client(&key.registry)?);
-            }
-        }
         let progress = shell::Progress::new("Fetching", missing.len() as u64);
         let this = &*self;
         let wanted = this.wanted(roots);
@@ -326,7 +316,7 @@ impl<'a> RegistryIndex<'a> {
         }
     }
 
-    fn client(&self, registry: &Registry) -> Result<&Client> {
+    fn client(&self, registry: &Registry) -> Result<Client> {
         if self.options.offline {
             return Err(Help::error(
                 format!("`{registry}` cannot be contacted with --offline"),
@@ -334,7 +324,7 @@ impl<'a> RegistryIndex<'a> {
                  command once without --offline (or --frozen) to fill them",
             ));
         }
-        self.clients.get(registry).with_context(|| format!("no client for `{registry}`"))
+        self.options.config.client(registry)
     }
 
     async fn list_versions(&self, key: &PackageKey) -> Result<Vec<Version>> {
