@@ -38,13 +38,8 @@ pub async fn run(command: CargoCommand, args: CargoCmdArgs) -> Result<()> {
     let project = &args.cargo.project;
     let snapshot = project.snapshot_key(&args.cargo.packages);
 
-    // Nothing a fetch reads has changed: straight to cargo. `run` first checks the crate's
-    // targets, which only `cargo metadata` knows.
-    let fresh = match command {
-        CargoCommand::Run => None,
-        _ => fingerprint::fresh(snapshot.manifest_path.as_deref(), &snapshot.key),
-    };
-    if let Some(fresh) = fresh {
+    // Nothing a fetch reads has changed: straight to cargo.
+    if let Some(fresh) = fingerprint::fresh(snapshot.manifest_path.as_deref(), &snapshot.key) {
         let options = args.options(project.flags());
         return ops::cargo_cmd::run(&fresh.root, &fresh.prepared, command, &options);
     }

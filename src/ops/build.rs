@@ -11,7 +11,6 @@ use cargo_metadata::diagnostic::{Diagnostic, DiagnosticLevel};
 use cargo_metadata::{Message, PackageId};
 
 use crate::Help;
-use crate::manifest::ComponentMetadata;
 use crate::ops::componentize::{self, AdapterChoice};
 use crate::ops::fetch::{self, FetchOptions, Prepared};
 use crate::ops::workspace::Workspace;
@@ -56,12 +55,6 @@ impl std::error::Error for CargoFailed {}
 
 pub async fn build(workspace: &Workspace, options: &BuildOptions) -> Result<Vec<Built>> {
     let members = workspace.select(&options.packages)?;
-    // A wasip2 build is a component as linked; other targets are adapted after the build.
-    if effective_target(options.target.as_deref())? != DEFAULT_TARGET {
-        for adapter in members.iter().filter_map(|m| m.component.adapter.as_deref()) {
-            componentize::check_adapter(adapter)?;
-        }
-    }
     let prepared = fetch::fetch(workspace, &members, &options.fetch).await?;
     compile(workspace.root(), &prepared, options)
 }
@@ -69,6 +62,13 @@ pub async fn build(workspace: &Workspace, options: &BuildOptions) -> Result<Vec<
 /// Runs `cargo build` for the prepared members of the workspace at `root`, makes a component
 /// of each core module it produced and reports each component.
 pub fn compile(root: &Path, prepared: &[Prepared], options: &BuildOptions) -> Result<Vec<Built>> {
+    // A wasip2 build is a component as linked; other targets are adapted after the build, so
+    // a bad adapter is better found before it.
+    if effective_target(options.target.as_deref())? != DEFAULT_TARGET {
+        for adapter in prepared.iter().filter_map(|p| p.adapter.as_deref()) {
+            componentize::check_adapter(adapter)?;
+        }
+    }
     let target = target_argument(options.target.as_deref())?;
     let mut command = cargo_command("build", root, options, target.as_deref());
     command.arg("--message-format=json-diagnostic-rendered-ansi");
@@ -83,7 +83,7 @@ pub fn compile(root: &Path, prepared: &[Prepared], options: &BuildOptions) -> Re
     let mut built = Vec::new();
     for artifact in artifacts {
         let Some(member) = prepared.iter().find(|p| p.id == artifact.package) else { continue };
-        finish_component(&artifact, &member.world)?;
+        finish_component(&artifact, member)?;
         let path = artifact.path;
         shell::status("Component", format_args!("{} ({})", path.display(), member.world));
         built.push(Built { package: member.name.clone(), path, world: member.world.clone() });
@@ -152,7 +152,6 @@ struct Artifact {
     /// Cargo did not relink it this time.
     fresh: bool,
     package: PackageId,
-    manifest_path: PathBuf,
     path: PathBuf,
 }
 
@@ -174,7 +173,6 @@ fn run_cargo(command: &mut Command, prepared: &[Prepared]) -> Result<Vec<Artifac
                 artifacts.extend(wasm.map(|file| Artifact {
                     fresh: artifact.fresh,
                     package: artifact.package_id.clone(),
-                    manifest_path: artifact.manifest_path.clone().into_std_path_buf(),
                     path: file.clone().into_std_path_buf(),
                 }));
             }
@@ -218,14 +216,16 @@ fn unimplemented_error(member: &Prepared) -> anyhow::Error {
 
 /// Makes a component of a core module cargo produced, with the adapter its crate's
 /// `[package.metadata.component]` asks for, or the proxy adapter for a `wasi:http/proxy` world.
-fn finish_component(artifact: &Artifact, world: &str) -> Result<()> {
+fn finish_component(artifact: &Artifact, member: &Prepared) -> Result<()> {
     // What cargo did not relink is what was checked when it was: a glance at the header will
     // do, which keeps a no-op build close to plain cargo's time.
     if artifact.fresh && componentize::is_component_file(&artifact.path) {
         return Ok(());
     }
-    let mut choice = adapter_choice(&artifact.manifest_path)?;
-    choice.proxy |= is_proxy_world(world);
+    let choice = AdapterChoice {
+        proxy: member.proxy || is_proxy_world(&member.world),
+        custom: member.adapter.clone(),
+    };
     let outcome = componentize::ensure_component(&artifact.path, &choice)?;
     tracing::debug!(path = %artifact.path.display(), ?outcome, "checked the component");
     Ok(())
@@ -235,22 +235,6 @@ fn finish_component(artifact: &Artifact, world: &str) -> Result<()> {
 /// import nothing beyond what the proxy adapter uses.
 fn is_proxy_world(world: &str) -> bool {
     world.split_once('@').map_or(world, |(name, _)| name) == "wasi:http/proxy"
-}
-
-/// The `proxy` and `adapter` settings of the crate whose manifest is `manifest`.
-fn adapter_choice(manifest: &Path) -> Result<AdapterChoice> {
-    let text = std::fs::read_to_string(manifest)
-        .with_context(|| format!("failed to read `{}`", manifest.display()))?;
-    let document: serde_json::Value = toml_edit::de::from_str(&text)
-        .with_context(|| format!("failed to parse `{}`", manifest.display()))?;
-    let Some(table) = document.pointer("/package/metadata/component") else {
-        return Ok(AdapterChoice::default());
-    };
-    let dir = manifest.parent().unwrap_or(Path::new("."));
-    let component = ComponentMetadata::parse(table, dir).with_context(|| {
-        format!("invalid `[package.metadata.component]` in `{}`", manifest.display())
-    })?;
-    Ok(AdapterChoice { proxy: component.proxy, custom: component.adapter })
 }
 
 /// The target cargo's configuration chooses: `CARGO_BUILD_TARGET`, else `build.target` in the

@@ -13,7 +13,7 @@ use toml_edit::DocumentMut;
 use crate::Help;
 use crate::ops::build::{self, BuildOptions, CargoFailed};
 use crate::ops::fetch::{self, Prepared};
-use crate::ops::workspace::{Member, Workspace};
+use crate::ops::workspace::Workspace;
 
 /// The cargo commands cargo-wreg hands over to after a fetch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,9 +49,6 @@ pub async fn fetch_and_run(
     options: &BuildOptions,
 ) -> Result<()> {
     let members = workspace.select(&options.packages)?;
-    if command == CargoCommand::Run {
-        check_runnable(&members, &options.cargo_args)?;
-    }
     let prepared = fetch::fetch(workspace, &members, &options.fetch).await?;
     run(workspace.root(), &prepared, command, options)
 }
@@ -64,6 +61,9 @@ pub fn run(
     command: CargoCommand,
     options: &BuildOptions,
 ) -> Result<()> {
+    if command == CargoCommand::Run {
+        check_runnable(prepared, &options.cargo_args)?;
+    }
     let target = build::target_argument(options.target.as_deref())?;
     let mut cargo = build::cargo_command(command.name(), root, options, target.as_deref());
     // `cargo run` takes one package; which binary to run is cargo's choice when none is named.
@@ -99,13 +99,12 @@ fn spawn(cargo: &mut Command, command: CargoCommand) -> Result<()> {
 }
 
 /// `cargo run` needs a binary: a library component has only exports to call.
-fn check_runnable(members: &[&Member], cargo_args: &[String]) -> Result<()> {
+fn check_runnable(members: &[Prepared], cargo_args: &[String]) -> Result<()> {
     let names_example = cargo_args.iter().any(|a| a == "--example" || a.starts_with("--example="));
-    let has_binary = |m: &&Member| m.package.targets.iter().any(|t| t.is_bin());
-    if names_example || members.iter().any(has_binary) {
+    if names_example || members.iter().any(|m| m.has_binary) {
         return Ok(());
     }
-    let names: Vec<String> = members.iter().map(|m| format!("`{}`", m.package.name)).collect();
+    let names: Vec<String> = members.iter().map(|m| format!("`{}`", m.name)).collect();
     let message = match names.as_slice() {
         [one] => format!("package {one} has no binary to run: its component is a library"),
         _ => format!("packages {} have no binary to run: they are libraries", names.join(", ")),

@@ -54,6 +54,11 @@ pub struct Prepared {
     pub id: cargo_metadata::PackageId,
     pub name: String,
     pub world: String,
+    /// `proxy` and `adapter` of its `[package.metadata.component]`.
+    pub proxy: bool,
+    pub adapter: Option<PathBuf>,
+    /// Whether the crate has a binary target, which `run` needs.
+    pub has_binary: bool,
 }
 
 /// Resolves, downloads and writes everything the selected members need. The whole workspace
@@ -411,6 +416,9 @@ impl<'a> Plan<'a> {
                 id: self.member.package.id.clone(),
                 name: self.member.package.name.to_string(),
                 world: world_display(&resolve, world),
+                proxy: component.proxy,
+                adapter: component.adapter.clone(),
+                has_binary: self.member.package.targets.iter().any(|t| t.is_bin()),
             },
             dir: self.member.dir().to_path_buf(),
             bindings: source,
