@@ -82,19 +82,6 @@ impl Registry {
     }
 }
 
-/// One `/`-separated part of an OCI repository name: `[a-z0-9]+([._-][a-z0-9]+)*`, leniently
-/// allowing `__` and repeated `-` as the distribution grammar does.
-fn is_path_component(part: &str) -> bool {
-    let alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
-    let separator = |c: char| matches!(c, '.' | '_' | '-');
-    part.starts_with(alnum)
-        && part.ends_with(alnum)
-        && part.chars().all(|c| alnum(c) || separator(c))
-        && !part.contains("..")
-        && !part.contains("._")
-        && !part.contains("_.")
-}
-
 fn is_loopback(host: &str) -> bool {
     let name = match host.rsplit_once(':') {
         Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
@@ -128,7 +115,7 @@ impl FromStr for Registry {
             );
         }
         if let Some(prefix) = &prefix
-            && !prefix.split('/').all(is_path_component)
+            && !prefix.split('/').all(crate::oci::names::is_component)
         {
             bail!(
                 "invalid registry `{s}`: the path prefix `{prefix}` is not a repository path \
@@ -204,7 +191,11 @@ mod tests {
 
     #[test]
     fn rejects_malformed_registries() {
-        for bad in ["", "ftp://x", "http://", "ghcr.io//x", "ghcr.io/../x", "a b", "ghcr.io/Org"] {
+        let malformed =
+            ["", "ftp://x", "http://", "ghcr.io//x", "ghcr.io/../x", "a b", "ghcr.io/Org"];
+        // Beyond what OCI's name grammar allows.
+        let ungrammatical = ["ghcr.io/a___b", "ghcr.io/a-.b"];
+        for bad in malformed.into_iter().chain(ungrammatical) {
             assert!(bad.parse::<Registry>().is_err(), "{bad} should be rejected");
         }
     }

@@ -8,6 +8,7 @@ pub mod discovery;
 #[cfg(test)]
 mod fake;
 pub mod layout;
+pub mod names;
 mod transport;
 
 pub use client::{Client, ClientOptions, Release};

@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::names::{is_component, is_repository, namespace};
 use crate::fsutil::write_atomic;
+use crate::oci::names::{is_component, is_repository, namespace};
 
 /// How long a session token from the token endpoint stays valid.
 pub const SESSION_LIFETIME: Duration = Duration::from_secs(300);

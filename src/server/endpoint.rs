@@ -4,9 +4,9 @@
 use axum::http::StatusCode;
 
 use super::error::ApiError;
-use super::names::{is_repository, is_tag};
 use super::storage::Reference;
 use crate::digest::Digest;
+use crate::oci::names::{is_repository, is_tag};
 
 /// What a path under `/v2/` addresses.
 #[derive(Debug, PartialEq, Eq)]

@@ -6,7 +6,6 @@ mod auth;
 mod endpoint;
 mod error;
 mod gc;
-mod names;
 mod request_log;
 mod routes;
 mod storage;

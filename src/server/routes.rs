@@ -18,9 +18,9 @@ use tokio_util::io::ReaderStream;
 use super::auth::{Action, Auth, Denial, Identity, Refusal};
 use super::endpoint::{Endpoint, parse_digest};
 use super::error::ApiError;
-use super::names::is_repository;
 use super::storage::{Reference, Storage, StoreError};
 use crate::digest::Digest;
+use crate::oci::names::is_repository;
 
 pub const API_VERSION: HeaderName = HeaderName::from_static("docker-distribution-api-version");
 const CONTENT_DIGEST: HeaderName = HeaderName::from_static("docker-content-digest");

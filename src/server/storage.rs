@@ -29,10 +29,10 @@ use bytes::Bytes;
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
-use super::names::is_release_tag;
 use super::upload::Uploads;
 use crate::digest::Digest;
 use crate::fsutil::write_atomic;
+use crate::oci::names::is_release_tag;
 
 pub const BLOBS: &str = "blobs/sha256";
 pub const REPOSITORIES: &str = "repositories";

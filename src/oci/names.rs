@@ -1,5 +1,6 @@
-//! The OCI grammar for repository names and tags. Names and tags become path components in
-//! the storage directory, so these checks are also what keeps requests inside it.
+//! The OCI grammar for repository names and tags. In the embedded registry, names and tags
+//! become path components in the storage directory, so these checks are also what keeps
+//! requests inside it.
 
 /// Longest repository name accepted, as most registries limit it.
 const MAX_NAME_LENGTH: usize = 255;
