@@ -523,8 +523,7 @@ fn parse_project(table: &Value, mut layer: Layer) -> Result<Layer> {
         layer.default = Some(registry_value(value, "registry")?);
     }
     for (namespace, value) in string_map(table, "namespaces")? {
-        PackageName::new(namespace, "x")
-            .with_context(|| format!("invalid namespace `{namespace}`"))?;
+        crate::package::check_namespace(namespace)?;
         let registry = registry_value(value, &format!("namespaces.{namespace}"))?;
         layer.namespaces.insert(namespace.clone(), registry);
     }

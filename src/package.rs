@@ -22,7 +22,7 @@ impl PackageName {
     }
 
     pub fn new(namespace: &str, name: &str) -> Result<Self> {
-        check_label(namespace).with_context(|| format!("invalid namespace `{namespace}`"))?;
+        check_namespace(namespace)?;
         check_label(name).with_context(|| format!("invalid package name `{name}`"))?;
         Ok(Self { namespace: namespace.to_string(), name: name.to_string() })
     }
@@ -42,6 +42,11 @@ impl PackageName {
 }
 
 /// WIT identifiers in package names are lowercase kebab-case words that start with a letter.
+/// Checks a namespace alone, as a registry mapping names one.
+pub fn check_namespace(namespace: &str) -> Result<()> {
+    check_label(namespace).with_context(|| format!("invalid namespace `{namespace}`"))
+}
+
 fn check_label(label: &str) -> Result<()> {
     if label.is_empty() {
         bail!("it is empty");
