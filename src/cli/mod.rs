@@ -195,8 +195,7 @@ impl ProjectArgs {
     }
 
     pub fn workspace(&self) -> Result<Workspace> {
-        let flags =
-            CargoFlags { offline: self.offline || self.frozen, locked: self.locked || self.frozen };
-        Workspace::load(self.manifest_path.as_deref(), flags)
+        let FetchOptions { offline, locked, .. } = self.flags();
+        Workspace::load(self.manifest_path.as_deref(), CargoFlags { offline, locked })
     }
 }

@@ -31,7 +31,7 @@ pub struct PublishArgs {
 pub async fn run(args: PublishArgs) -> Result<()> {
     let args = PublishArgs { cargo: args.cargo.resolved()?, ..args };
     let project = &args.cargo.project;
-    if project.offline || project.frozen {
+    if project.flags().offline {
         return Err(Help::error(
             "publishing needs the registry, but --offline or --frozen forbids the network",
             "publish without --offline (use --locked to keep wkg.lock as it is), or check the \
