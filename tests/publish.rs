@@ -8,7 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{Registry, Sandbox, run_ok, sha256_digest};
+use common::{Registry, Sandbox, run_ok, sha256_digest, skopeo};
 
 /// A small WIT package; `{version}` and `{extra}` are filled in per release.
 const SHAPES: &str = "/// Shapes for the publish tests.
@@ -391,13 +391,6 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
         }
     }
     files
-}
-
-fn skopeo() -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path).map(|dir| dir.join("skopeo")).find(|p| p.is_file()).unwrap_or_else(
-        || panic!("skopeo not found: install Debian's `skopeo` package (`.ci/run` does)"),
-    )
 }
 
 /// A WIT package keeps the versions its references name, even when newer compatible releases

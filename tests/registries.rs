@@ -8,14 +8,17 @@
 mod common;
 
 use std::fs;
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::net::TcpStream;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use cargo_wreg::oci::{Artifact, Client, ClientOptions};
-use common::{Sandbox, Target, fixture_wit, main_job_scenario, run_ok, sha256_digest};
+use common::{
+    Sandbox, Target, fixture_wit, free_port, main_job_scenario, on_path, run_ok, sha256_digest,
+    skopeo,
+};
 use tempfile::TempDir;
 
 /// A test-only account; the bcrypt line below is `htpasswd -nbB -C 5 wreg-test <PASSWORD>`.
@@ -125,25 +128,6 @@ fn config_yaml(dir: &Path, port: u16, basic_auth: bool) -> String {
 }
 
 /// A loopback port free right now; Distribution cannot be asked to pick one itself.
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-    listener.local_addr().expect("read the bound address").port()
-}
-
-fn on_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path).map(|dir| dir.join(name)).find(|p| p.is_file())
-}
-
-fn skopeo() -> PathBuf {
-    on_path("skopeo").unwrap_or_else(|| {
-        panic!(
-            "skopeo not found: these tests check interoperability with it. Install Debian's \
-             `skopeo` package (`apt-get install skopeo`; `.ci/run` does)"
-        )
-    })
-}
-
 /// Logs `sandbox` in to `registry` and returns a target whose runs use that login.
 fn logged_in(sandbox: &Sandbox, registry: &Distribution) -> Target {
     let docker = sandbox.path().join("docker");

@@ -846,10 +846,7 @@ async fn serves_https_with_a_certificate() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn skopeo_copies_an_artifact_in_and_out_with_auth() {
-    if Command::new("skopeo").arg("--version").output().is_err() {
-        eprintln!("skipped: skopeo is not installed");
-        return;
-    }
+    let skopeo_binary = common::skopeo();
     let secured = secured(&[&["push:acme"]], &[]);
     let (server, token) = (&secured.server, &secured.tokens[0]);
     let source = secured.dir.path().join("source");
@@ -858,7 +855,7 @@ async fn skopeo_copies_an_artifact_in_and_out_with_auth() {
     let target = format!("docker://{}/acme/hello:1.0.0", server.address());
     let creds = format!("ci:{token}");
     let skopeo = |args: &[&str]| {
-        Command::new("skopeo")
+        Command::new(&skopeo_binary)
             .args(["--insecure-policy", "copy", "--retry-times", "0"])
             .args(args)
             .env("HOME", secured.dir.path())

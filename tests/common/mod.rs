@@ -67,12 +67,31 @@ pub fn built_component(profile: &str, crate_name: &str) -> PathBuf {
     fixture_target_dir().join("wasm32-wasip2").join(profile).join(format!("{crate_name}.wasm"))
 }
 
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    listener.local_addr().expect("read the bound address").port()
+}
+
 /// A loopback address on which nothing listens.
 pub fn closed_port_url() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-    let port = listener.local_addr().expect("read the bound address").port();
-    drop(listener);
-    format!("http://127.0.0.1:{port}")
+    format!("http://127.0.0.1:{}", free_port())
+}
+
+/// The file `name` in a directory of `PATH`.
+pub fn on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path).map(|dir| dir.join(name)).find(|p| p.is_file())
+}
+
+/// The skopeo binary, which interoperability tests run.
+pub fn skopeo() -> PathBuf {
+    on_path("skopeo").unwrap_or_else(|| {
+        panic!(
+            "skopeo not found: these tests check interoperability with it. Install Debian's \
+             `skopeo` package (`apt-get install skopeo`; `.ci/run` does)"
+        )
+    })
 }
 
 /// The sha256 digest of `bytes` in OCI form, computed here rather than by the code under test.
