@@ -47,6 +47,8 @@ impl Node {
 
 /// Draws the tree as text (stdout is the caller's).
 pub async fn tree(workspace: &Workspace, options: &TreeOptions) -> Result<String> {
+    // A mistyped `-p` is found before anything is resolved.
+    let selected = workspace.select(&options.packages)?;
     let lock = LockFile::load(&workspace.lock_path())?;
     let resolved = resolve_workspace(workspace, &lock, &options.fetch, Vec::new()).await?;
     if options.fetch.locked && resolved.index.lock_for(&resolved.resolution) != lock {
@@ -90,7 +92,6 @@ pub async fn tree(workspace: &Workspace, options: &TreeOptions) -> Result<String
         }
         found
     } else {
-        let selected = workspace.select(&options.packages)?;
         selected.iter().map(|m| Node::Member(m.package.name.to_string())).collect()
     };
     let inverted = options.duplicates || options.invert.is_some();
